@@ -1,0 +1,3 @@
+from ray_pipeline.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Typed experiment configuration.
+
+One YAML file in ``experiments/`` describes an experiment; ``--set dotted.key=value`` overrides
+any field. Everything is validated here, before any Ray work starts, and every error names the
+file and the field it came from.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the field."""
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Cluster, tracking
+# --------------------------------------------------------------------------------------------
+
+
+class RayConfig(StrictModel):
+    """Where Ray runs.
+
+    With ``address`` unset, a ``ray job submit`` driver or ``RAY_ADDRESS`` joins that cluster;
+    otherwise a local cluster sized to this machine (or ``num_cpus``) is started.
+    """
+
+    address: str | None = None
+    num_cpus: int | None = Field(None, ge=1, description="local cluster size; default: all cores")
+    # CPUs kept free for Ray Data's read/iterate tasks and the driver: without headroom an actor
+    # pool that takes every CPU starves the read task and the stage never finishes.
+    reserve_cpus: float = Field(0.5, ge=0.0)
+
+
+class MlflowConfig(StrictModel):
+    tracking_uri: str | None = Field(
+        None, description="default: $MLFLOW_TRACKING_URI, else sqlite in the run directory"
+    )
+    experiment: str = "ray_pipeline"
+
+
+class ActorPoolConfig(StrictModel):
+    """Sizing of a Ray Data actor pool (one model copy per actor)."""
+
+    actors: int = Field(1, ge=1)
+    num_cpus: float | None = Field(None, gt=0, description="per actor; default: fit to the cluster")
+    num_gpus: float = Field(0.0, ge=0)
+    batch_size: int = Field(1, ge=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+# --------------------------------------------------------------------------------------------
+
+
+class CogVideoXConfig(StrictModel):
+    """diffusers CogVideoXPipeline settings; defaults are the paper's (CogVideoX-2B, 50 steps)."""
+
+    model: str = "THUDM/CogVideoX-2b"
+    dtype: Literal["float16", "bfloat16", "float32"] = "float16"
+    num_inference_steps: int = Field(50, ge=1)
+    num_frames: int = Field(49, ge=1)
+    height: int = Field(480, ge=8)
+    width: int = Field(720, ge=8)
+    guidance_scale: float = Field(6.0, ge=0)
+    scheduler: Literal["ddim", "dpm"] = "ddim"
+    use_dynamic_cfg: bool = False
+    cpu_offload: Literal["none", "model", "sequential"] = "none"
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    fps: int = Field(8, ge=1)
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames_8n_plus_1(cls, v: int) -> int:
+        # CogVideoX's VAE compresses time by 4 and the 2B/5B transformers need 8N+1 frames.
+        if (v - 1) % 4 != 0:
+            raise ValueError(f"num_frames must be 4N+1 (CogVideoX: 8N+1 for 2B/5B), got {v}")
+        return v
+
+
+class ProceduralConfig(StrictModel):
+    """The procedural action world's text-to-video generator (see docs/world.md)."""
+
+    num_frames: int = Field(16, ge=2)
+    size: int = Field(64, ge=16)
+    fps: int = Field(8, ge=1)
+    failure_rate: float = Field(0.1, ge=0.0, le=1.0)
+
+
+class GenerateConfig(StrictModel):
+    backend: Literal["cogvideox", "procedural"] = "procedural"
+    clips_per_class: int = Field(128, ge=1)
+    pool: ActorPoolConfig = ActorPoolConfig()
+    cogvideox: CogVideoXConfig = CogVideoXConfig()
+    procedural: ProceduralConfig = ProceduralConfig()
+    weights_cache: str | None = Field(
+        None, description="HF cache dir shared by all actors (HF_HOME); default: the environment's"
+    )
+
+    def backend_config(self) -> CogVideoXConfig | ProceduralConfig:
+        return getattr(self, self.backend)
+
+
+class ScoreConfig(StrictModel):
+    """CLIP scoring of generated clips against every class name."""
+
+    model: str = "openai/clip-vit-base-patch16"
+    num_frames: int = Field(8, ge=1)
+    prompt_template: str = "a video of a person {}."
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    pool: ActorPoolConfig = ActorPoolConfig(batch_size=8)
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _has_slot(cls, v: str) -> str:
+        if "{}" not in v:
+            raise ValueError("prompt_template must contain '{}' where the class name goes")
+        return v
+
+
+class OpenAIWriterConfig(StrictModel):
+    model: str = "gpt-4o"
+    base_url: str | None = Field(None, description="any OpenAI-compatible server, e.g. vLLM")
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the variable holding the key")
+    temperature: float = Field(1.0, ge=0, le=2)
+    concurrency: int = Field(8, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    batch_api: bool = False
+    batch_poll_s: float = Field(30.0, gt=0)
+    # USD per 1M tokens, for the stage's cost estimate (gpt-4o list prices).
+    price_input_per_m: float = Field(2.5, ge=0)
+    price_output_per_m: float = Field(10.0, ge=0)
+
+
+class PromptsConfig(StrictModel):
+    classes: str | list[str] = Field(
+        "hmdb51", description="a shipped class list (hmdb51, ucf101, k400, k600, ...) or explicit names"
+    )
+    strategy: Literal["basic", "env", "cha", "ie"] = "ie"
+    writer: Literal["template", "openai"] = "template"
+    composer: Literal["template", "llm"] = "template"
+    n_environments: int = Field(4, ge=1)
+    n_characters: int = Field(16, ge=1)
+    max_prompt_tokens: int = Field(226, ge=8, description="CogVideoX's T5 limit")
+    openai: OpenAIWriterConfig = OpenAIWriterConfig()
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment
+# --------------------------------------------------------------------------------------------
+
+
+class ExperimentConfig(StrictModel):
+    name: str = "experiment"
+    seed: int = 0
+    cache_dir: str = Field(
+        "~/.cache/ray_pipeline", description="built artefacts shared across runs (world data, models)"
+    )
+    ray: RayConfig = RayConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    prompts: PromptsConfig = PromptsConfig()
+    generate: GenerateConfig = GenerateConfig()
+    score: ScoreConfig = ScoreConfig()
+
+    def resolved_cache_dir(self) -> Path:
+        return Path(os.path.expanduser(self.cache_dir))
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a","b","c"], value parsed as YAML, so 8 is an int and [1,2] a list)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML: {exc}") from None
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {'.'.join(parts[: i + 1])} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def format_validation_error(exc: ValidationError, source: str, overrides: list[str]) -> str:
+    lines = [f"invalid config {source}:"]
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        origin = ""
+        for o in overrides:
+            if o.split("=", 1)[0].strip() == field:
+                origin = f" (from --set {o})"
+        lines.append(f"  {source}: {field}: {msg}; got {err.get('input')!r}{origin}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load and validate an experiment YAML (``None``: defaults) with dotted overrides."""
+    overrides = list(overrides or [])
+    source = str(path) if path is not None else "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
+        data = loaded
+    data = apply_overrides(data, overrides)
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, overrides)) from None
