@@ -1,0 +1,158 @@
+"""The run directory: a local path or any URI ``pyarrow.fs`` understands (s3://, gs://, hdfs://).
+
+Every write is atomic (temporary name, then rename), and every stage's manifest is a folder of
+Parquet parts, one per finished batch. Readers concatenate the parts and keep the first row of each
+id, so a crash loses at most the batches in flight and a rerun never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import uuid
+from pathlib import Path, PurePosixPath
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+TMP_MARK = ".tmp-"
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+class RunStore:
+    """Files under one root, addressed by '/'-separated paths relative to it."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        root = str(root)
+        if _is_uri(root) and not root.startswith("file://"):
+            self.fs, self.base = pafs.FileSystem.from_uri(root)
+            self.root = root.rstrip("/")
+            self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+        else:
+            local = Path(root.removeprefix("file://")).expanduser().resolve()
+            self.fs, self.base, self.root, self.is_local = pafs.LocalFileSystem(), str(local), str(local), True
+        self.base = self.base.rstrip("/")
+
+    @classmethod
+    def split(cls, uri: str) -> tuple[RunStore, str]:
+        """A store rooted at the parent of ``uri`` and the file name within it."""
+        uri = str(uri)
+        parent, _, name = uri.rstrip("/").rpartition("/")
+        return cls(parent or "."), name
+
+    # ---------------------------------------------------------------- paths
+    def _full(self, rel: str) -> str:
+        return f"{self.base}/{rel}" if rel else self.base
+
+    def uri(self, rel: str) -> str:
+        """What other processes (actors on other nodes) use to reach ``rel``."""
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def local_path(self, rel: str) -> Path | None:
+        return Path(self._full(rel)) if self.is_local else None
+
+    # ---------------------------------------------------------------- files
+    def exists(self, rel: str) -> bool:
+        return self.fs.get_file_info(self._full(rel)).type != pafs.FileType.NotFound
+
+    def makedirs(self, rel: str) -> None:
+        self.fs.create_dir(self._full(rel), recursive=True)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.fs.create_dir(str(PurePosixPath(self._full(rel)).parent), recursive=True)
+        tmp = f"{rel}{TMP_MARK}{uuid.uuid4().hex[:8]}"
+        with self.fs.open_output_stream(self._full(tmp)) as out:
+            out.write(data)
+        # On local disks and HDFS this is an atomic rename; object stores publish whole objects.
+        self.fs.move(self._full(tmp), self._full(rel))
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(self._full(rel)) as f:
+            return f.read()
+
+    def write_text(self, rel: str, text: str) -> None:
+        self.write_bytes(rel, text.encode("utf-8"))
+
+    def read_text(self, rel: str) -> str:
+        return self.read_bytes(rel).decode("utf-8")
+
+    def list_files(self, rel_dir: str, suffix: str = "") -> list[str]:
+        """Finished files (temporaries skipped) directly under ``rel_dir``, sorted, as relative paths."""
+        selector = pafs.FileSelector(self._full(rel_dir), allow_not_found=True)
+        names = []
+        for info in self.fs.get_file_info(selector):
+            if info.type == pafs.FileType.File and TMP_MARK not in info.base_name:
+                if info.base_name.endswith(suffix):
+                    names.append(f"{rel_dir}/{info.base_name}")
+        return sorted(names)
+
+    def remove_temporaries(self, rel_dir: str) -> int:
+        """Delete files left half-written by a crash; returns how many."""
+        selector = pafs.FileSelector(self._full(rel_dir), allow_not_found=True)
+        stale = [i.path for i in self.fs.get_file_info(selector) if TMP_MARK in i.base_name]
+        for path in stale:
+            self.fs.delete_file(path)
+        return len(stale)
+
+    # ---------------------------------------------------------------- manifests
+    def manifest(self, stage: str, id_column: str) -> Manifest:
+        return Manifest(self, f"{stage}/manifest", id_column)
+
+
+class Manifest:
+    """A stage's table of finished rows, stored as Parquet parts."""
+
+    def __init__(self, store: RunStore, folder: str, id_column: str) -> None:
+        self.store, self.folder, self.id_column = store, folder, id_column
+
+    def parts(self) -> list[str]:
+        return self.store.list_files(self.folder, ".parquet")
+
+    def write_part(self, table: pa.Table) -> str | None:
+        """Append finished rows atomically; returns the part's path (None for an empty table)."""
+        if table.num_rows == 0:
+            return None
+        if self.id_column not in table.column_names:
+            raise ValueError(f"{self.folder}: rows lack the id column {self.id_column!r}")
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        name = f"{self.folder}/part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+        self.store.write_bytes(name, buf.getvalue())
+        return name
+
+    def read(self) -> pa.Table | None:
+        """All finished rows, first occurrence of each id kept; None if nothing was written."""
+        tables = []
+        for part in self.parts():
+            try:
+                tables.append(pq.read_table(io.BytesIO(self.store.read_bytes(part))))
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise ValueError(f"corrupt manifest part {self.store.uri(part)}: {exc}") from exc
+        if not tables:
+            return None
+        table = pa.concat_tables(tables, promote_options="permissive")
+        seen: set[str] = set()
+        keep = []
+        for i, row_id in enumerate(table.column(self.id_column).to_pylist()):
+            if row_id not in seen:
+                seen.add(row_id)
+                keep.append(i)
+        return table if len(keep) == table.num_rows else table.take(pa.array(keep, pa.int64()))
+
+    def done_ids(self) -> set[str]:
+        table = self.read()
+        return set() if table is None else set(table.column(self.id_column).to_pylist())
+
+    def require(self, what: str) -> pa.Table:
+        """The manifest, or a clear error telling which stage to run first."""
+        table = self.read()
+        if table is None or table.num_rows == 0:
+            raise FileNotFoundError(
+                f"no rows in {self.store.uri(self.folder)}: run the stage that writes {what} first"
+            )
+        return table
