@@ -28,10 +28,12 @@ class VideoGenerator(ABC):
     def fps(self) -> int:
         """Frames per second of the encoded clips."""
 
+    @classmethod
     @abstractmethod
-    def identity(self) -> dict[str, Any]:
-        """Everything that changes this backend's output for a (prompt, seed): model id, steps,
-        resolution... It goes into the clip ids, so a changed setting never reuses old clips."""
+    def identity(cls, config: Any) -> dict[str, Any]:
+        """Everything in ``config`` that changes this backend's output for a (prompt, seed): model
+        id, steps, resolution... It goes into the clip ids, so a changed setting never reuses old
+        clips. A classmethod: the driver computes ids without loading the model."""
 
     @abstractmethod
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
