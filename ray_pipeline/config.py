@@ -81,6 +81,7 @@ class CogVideoXConfig(StrictModel):
     cpu_offload: Literal["none", "model", "sequential"] = "none"
     vae_slicing: bool = False
     vae_tiling: bool = False
+    max_sequence_length: int = Field(226, ge=1, description="T5 tokens; CogVideoX-2B/5B use 226")
     fps: int = Field(8, ge=1)
 
     @field_validator("num_frames")
@@ -98,7 +99,13 @@ class ProceduralConfig(StrictModel):
     num_frames: int = Field(16, ge=2)
     size: int = Field(64, ge=16)
     fps: int = Field(8, ge=1)
-    failure_rate: float = Field(0.1, ge=0.0, le=1.0)
+    failure_rate: float = Field(0.1, ge=0.0, le=1.0, description="fraction of clips that fail, by seed")
+    failure_modes: list[Literal["frozen", "wrong", "garbled"]] = Field(
+        default_factory=lambda: ["frozen", "wrong", "garbled"], min_length=1,
+        description="how failed clips fail: held pose, incoherent motion, corrupted frames")
+    stereotype_p: float = Field(
+        1.0, ge=0.0, le=1.0,
+        description="P(an environment/character the prompt leaves open is the class stereotype; else random)")
 
 
 class GenerateConfig(StrictModel):
@@ -133,23 +140,38 @@ class ScoreConfig(StrictModel):
 
 
 class OpenAIWriterConfig(StrictModel):
+    """The ``openai`` prompt writer: GPT-4o or any OpenAI-compatible server (docs/prompts.md)."""
+
     model: str = "gpt-4o"
     base_url: str | None = Field(None, description="any OpenAI-compatible server, e.g. vLLM")
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the variable holding the key")
     temperature: float = Field(1.0, ge=0, le=2)
     concurrency: int = Field(8, ge=1)
     timeout_s: float = Field(60.0, gt=0)
-    max_retries: int = Field(4, ge=0)
+    max_retries: int = Field(4, ge=0, description="retries per request after the first attempt")
+    retry_backoff_s: float = Field(2.0, ge=0, description="first retry delay; doubles per retry")
+    retry_backoff_max_s: float = Field(60.0, ge=0)
+    structured_outputs: Literal["json_schema", "json_object", "none"] = Field(
+        "json_schema", description="response_format sent: strict JSON schema, JSON mode, or none"
+    )
+    max_completion_tokens: int | None = Field(None, ge=16, description="per answer; default: server's")
     batch_api: bool = False
     batch_poll_s: float = Field(30.0, gt=0)
+    batch_max_wait_s: float = Field(
+        86400.0, gt=0, description="stop waiting (a rerun resumes the same batch)"
+    )
     # USD per 1M tokens, for the stage's cost estimate (gpt-4o list prices).
     price_input_per_m: float = Field(2.5, ge=0)
     price_output_per_m: float = Field(10.0, ge=0)
+    batch_discount: float = Field(0.5, ge=0, le=1, description="Batch API price factor")
 
 
 class PromptsConfig(StrictModel):
     classes: str | list[str] = Field(
         "hmdb51", description="a shipped class list (hmdb51, ucf101, k400, k600, ...) or explicit names"
+    )
+    hmdb_fix_swap: bool = Field(
+        False, description="HMDB-51: name ids 20/21, 44/45 as the split files' videos (default: as published)"
     )
     strategy: Literal["basic", "env", "cha", "ie"] = "ie"
     writer: Literal["template", "openai"] = "template"
@@ -157,7 +179,17 @@ class PromptsConfig(StrictModel):
     n_environments: int = Field(4, ge=1)
     n_characters: int = Field(16, ge=1)
     max_prompt_tokens: int = Field(226, ge=8, description="CogVideoX's T5 limit")
+    response_cache: Literal["shared", "run"] = Field(
+        "shared", description="LLM answers kept under cache_dir (shared by runs) or in the run directory"
+    )
     openai: OpenAIWriterConfig = OpenAIWriterConfig()
+
+    @field_validator("composer")
+    @classmethod
+    def _llm_composer_needs_llm(cls, v: str, info: Any) -> str:
+        if v == "llm" and info.data.get("writer") != "openai":
+            raise ValueError("composer 'llm' needs writer 'openai' (the template writer has no LLM)")
+        return v
 
 
 # --------------------------------------------------------------------------------------------

@@ -90,10 +90,30 @@ def read_frames(uri: str, indices: np.ndarray | None = None, num_segments: int |
                 indices = np.arange(n)
             else:
                 indices = segment_indices(n, num_segments, random=random, rng=rng)
-        return reader.get_batch(list(map(int, indices))).asnumpy()
+        indices = [int(i) for i in indices]
+        try:
+            return reader.get_batch(indices).asnumpy()
+        except decord.DECORDError:
+            # decord 0.6 fails to copy frames of some small widths (e.g. 16 or 72 px) because
+            # of a row-alignment mismatch; PyAV decodes those correctly.
+            return _read_frames_pyav(str(local_path), indices)
     finally:
         if tmp is not None:
             os.unlink(tmp.name)
+
+
+def _read_frames_pyav(path: str, indices: list[int]) -> np.ndarray:
+    import av
+
+    wanted = set(indices)
+    frames: dict[int, np.ndarray] = {}
+    with av.open(path) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                frames[i] = frame.to_ndarray(format="rgb24")
+            if len(frames) == len(wanted):
+                break
+    return np.stack([frames[i] for i in indices])
 
 
 def count_frames(uri: str) -> int:

@@ -21,7 +21,8 @@ class VideoGenerator(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def __init__(self, config: Any, device: str = "cpu") -> None: ...
+    def __init__(self, config: Any, device: str = "cpu", cache_dir: str | None = None) -> None:
+        """Load the model once; ``cache_dir`` is a weights cache shared by all actors of a node."""
 
     @property
     @abstractmethod

@@ -1,0 +1,1 @@
+"""One module per pipeline stage; each reads the previous stage's manifest and writes its own."""

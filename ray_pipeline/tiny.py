@@ -1,0 +1,109 @@
+"""Tiny, randomly initialised models saved as standard Hugging Face directories.
+
+The real backends load with ``from_pretrained`` (hub id or local path); tests and benchmarks build
+these offline (no hub here) and load them through exactly the same code path. Sizes follow
+diffusers' and transformers' own test configs.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+TINY_WORDS = (
+    "a video of person the and in with is his her on at photo action class "
+    "brush hair wave clap run jump walk kick ball sit stand climb dance ride bike swim "
+    "young old man woman child park beach room street forest gym kitchen red blue green"
+).split()
+
+
+def build_tiny_t5_tokenizer(words: list[str] | None = None):
+    """A T5 (Unigram) tokenizer from a hand-written vocab: pad=0, eos=1, unk=2 like real T5."""
+    from transformers import T5Tokenizer
+
+    words = list(dict.fromkeys(words or TINY_WORDS))
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    vocab += [("▁" + w, -3.0 - i * 0.01) for i, w in enumerate(words)]
+    vocab += [(ch, -10.0) for ch in string.ascii_lowercase + string.digits + ".,"]
+    return T5Tokenizer(vocab=vocab, extra_ids=0)
+
+
+def build_tiny_cogvideox(out_dir: str | Path, seed: int = 0) -> Path:
+    """A CogVideoX pipeline small enough to run 2 steps on CPU in well under a second.
+
+    Latents are 2x2 (16x16 pixels); use num_frames=9 and max_sequence_length=16."""
+    import torch
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline
+    from diffusers import CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    tokenizer = build_tiny_t5_tokenizer()
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
+        text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9,
+        patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16,
+    )
+    vae = AutoencoderKLCogVideoX(
+        in_channels=3, out_channels=3, down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
+        layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
+    )
+    # The real 2B scheduler's settings (v-prediction, trailing spacing, zero-SNR rescale).
+    scheduler = CogVideoXDDIMScheduler(
+        timestep_spacing="trailing", prediction_type="v_prediction", rescale_betas_zero_snr=True,
+        clip_sample=False, set_alpha_to_one=True, snr_shift_scale=3.0,
+    )
+    text_encoder = T5EncoderModel(T5Config(
+        vocab_size=len(tokenizer), d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
+        relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+    ))
+    pipe = CogVideoXPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
+                             transformer=transformer, scheduler=scheduler)
+    out_dir = Path(out_dir)
+    pipe.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_clip(out_dir: str | Path, image_size: int = 32, patch_size: int = 8, seed: int = 0) -> Path:
+    """A CLIPModel + CLIPTokenizer + CLIPImageProcessor (transformers' tester sizes), saved."""
+    import json
+
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Whole words as BPE symbols: a vocab of "word</w>" entries needs no merges beyond the letters.
+    letters = list(string.ascii_lowercase) + ["."]
+    vocab_tokens = ["<|startoftext|>", "<|endoftext|>", "<unk>"]
+    vocab_tokens += letters + [ch + "</w>" for ch in letters]
+    merges: list[str] = []
+    for word in dict.fromkeys(TINY_WORDS):
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        while len(pieces) > 1:
+            merged = pieces[0] + pieces[1]
+            merges.append(f"{pieces[0]} {pieces[1]}")
+            vocab_tokens.append(merged)
+            pieces = [merged] + pieces[2:]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_tokens))}
+    merges = list(dict.fromkeys(merges))
+    (out_dir / "vocab.json").write_text(json.dumps(vocab))
+    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    tokenizer = CLIPTokenizer(str(out_dir / "vocab.json"), str(out_dir / "merges.txt"))
+    tokenizer.save_pretrained(out_dir)
+
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=77,
+                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+                         pad_token_id=vocab["<|endoftext|>"]),
+        vision_config=dict(image_size=image_size, patch_size=patch_size, hidden_size=32, intermediate_size=37,
+                           num_hidden_layers=2, num_attention_heads=4),
+        projection_dim=32,
+    )
+    CLIPModel(config).save_pretrained(out_dir)
+    CLIPImageProcessor(size={"shortest_edge": image_size},
+                       crop_size={"height": image_size, "width": image_size}).save_pretrained(out_dir)
+    return out_dir

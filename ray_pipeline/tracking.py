@@ -1,0 +1,62 @@
+"""MLflow tracking: one MLflow run per stage invocation, tagged with the run directory.
+
+The tracking URI is the config's, else ``$MLFLOW_TRACKING_URI``, else a sqlite file in the (local)
+run directory: MLflow 3 rejects the legacy ``./mlruns`` file store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from ray_pipeline.config import ConfigError, ExperimentConfig
+from ray_pipeline.runstore import RunStore
+
+# MLflow caps param values at 6000 characters and rejects changed values on a resumed run.
+_MAX_PARAM = 500
+
+
+def resolve_tracking_uri(cfg: ExperimentConfig, store: RunStore) -> str:
+    uri = cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    if not store.is_local:
+        raise ConfigError(
+            f"mlflow.tracking_uri: the run directory {store.root} is remote, so MLflow needs a "
+            "tracking server: set mlflow.tracking_uri or MLFLOW_TRACKING_URI"
+        )
+    return f"sqlite:///{store.local_path('mlflow.db')}"
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """Nested config -> {"generate.pool.actors": "1", ...} (MLflow params are flat strings)."""
+    out: dict[str, str] = {}
+    if isinstance(data, dict):
+        for key, value in data.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+    else:
+        out[prefix.rstrip(".")] = str(data)[:_MAX_PARAM]
+    return out
+
+
+@contextlib.contextmanager
+def stage_run(cfg: ExperimentConfig, store: RunStore, stage: str,
+              extra_tags: dict[str, str] | None = None) -> Iterator[Any]:
+    """An MLflow run for one stage invocation, with the resolved config as params and artifact."""
+    import mlflow
+
+    mlflow.set_tracking_uri(resolve_tracking_uri(cfg, store))
+    mlflow.set_experiment(cfg.mlflow.experiment)
+    tags = {"run_dir": store.root, "stage": stage, "experiment_name": cfg.name, **(extra_tags or {})}
+    with mlflow.start_run(run_name=f"{cfg.name}/{stage}", tags=tags) as run:
+        mlflow.log_params(flatten(cfg.model_dump(mode="json")))
+        mlflow.log_text(cfg.to_yaml(), "config.yaml")
+        yield run
+
+
+def log_stage_metrics(metrics: dict[str, float | int]) -> None:
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
