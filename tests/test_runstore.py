@@ -1,0 +1,60 @@
+import pyarrow as pa
+import pytest
+
+from ray_pipeline.ids import row_id
+from ray_pipeline.runstore import RunStore
+
+
+def test_row_id_is_content_derived_and_order_free():
+    a = row_id("clip", prompt_id="p1", seed=3, model="m")
+    assert a == row_id("clip", model="m", seed=3, prompt_id="p1")
+    assert a != row_id("clip", prompt_id="p1", seed=4, model="m")
+    assert a != row_id("score", prompt_id="p1", seed=3, model="m")
+    assert len(a) == 16 and int(a, 16) >= 0
+
+
+def test_atomic_write_leaves_no_temporaries(tmp_path):
+    store = RunStore(tmp_path)
+    store.write_text("a/b/c.txt", "hello")
+    assert store.read_text("a/b/c.txt") == "hello"
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["c.txt"]
+    store.write_text("a/b/c.txt", "again")  # overwrite is a rename too
+    assert store.read_text("a/b/c.txt") == "again"
+
+
+def test_file_uri_and_split(tmp_path):
+    store = RunStore(f"file://{tmp_path}")
+    store.write_bytes("x.bin", b"\x00\x01")
+    parent, name = RunStore.split(store.uri("x.bin"))
+    assert name == "x.bin" and parent.read_bytes(name) == b"\x00\x01"
+
+
+def test_manifest_parts_deduplicate_and_ignore_temporaries(tmp_path):
+    store = RunStore(tmp_path)
+    m = store.manifest("stage", "id")
+    assert m.read() is None and m.done_ids() == set()
+    m.write_part(pa.table({"id": ["a", "b"], "v": [1, 2]}))
+    m.write_part(pa.table({"id": ["b", "c"], "v": [20, 3]}))
+    # A part half-written by a crashed process is invisible and removable.
+    (tmp_path / "stage" / "manifest" / "part-9.parquet.tmp-deadbeef").write_bytes(b"garbage")
+    table = m.read()
+    assert table.column("id").to_pylist() == ["a", "b", "c"]
+    assert table.column("v").to_pylist() == [1, 2, 3]  # first occurrence wins
+    assert m.done_ids() == {"a", "b", "c"}
+    assert store.remove_temporaries("stage/manifest") == 1
+
+
+def test_manifest_rejects_rows_without_id_and_names_corrupt_parts(tmp_path):
+    store = RunStore(tmp_path)
+    m = store.manifest("stage", "id")
+    with pytest.raises(ValueError, match="id column"):
+        m.write_part(pa.table({"x": [1]}))
+    (tmp_path / "stage" / "manifest").mkdir(parents=True)
+    (tmp_path / "stage" / "manifest" / "part-1.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="part-1.parquet"):
+        m.read()
+
+
+def test_require_names_the_missing_stage(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the stage that writes prompts"):
+        RunStore(tmp_path).manifest("prompts", "prompt_id").require("prompts")
