@@ -18,6 +18,16 @@ from ray_pipeline.models.tome import merge_tokens
 CLASSES = ["brush_hair", "ride bike", "ApplyEyeMakeup", "x"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine two OpenMP threads
+    spin-wait on every small op (30x slower steps were seen under load)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # 3 vision layers, so the local/global bias exists in two layers (2..L)
@@ -354,3 +364,22 @@ def test_nonfinite_free_on_uniform_frames(backbone: Path) -> None:
     assert torch.isfinite(logits).all()
     logits.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_overfits_a_tiny_batch_with_ul_loss(backbone: Path) -> None:
+    from ray_pipeline.training.losses import build_loss
+
+    model = _build(backbone)
+    opt = torch.optim.AdamW(model.param_groups(1e-3), betas=(0.9, 0.98), weight_decay=1e-3)
+    loss_fn = build_loss("ul")
+    px, labels, u = _clips(b=4, t=2, seed=5), torch.tensor([0, 1, 2, 3]), torch.tensor([0.0, 0.2, 0.5, 1.0])
+    losses = []
+    for _ in range(30):
+        loss = loss_fn(model(px, CLASSES), labels, u)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
+    with torch.no_grad():
+        assert (model(px, CLASSES).argmax(dim=1) == labels).all()

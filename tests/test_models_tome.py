@@ -8,6 +8,16 @@ import torch
 from ray_pipeline.models.tome import bipartite_merge_step, merge_schedule, merge_tokens
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine two OpenMP threads
+    spin-wait on every small op (30x slower steps were seen under load)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def test_schedule_matches_tc_clip_vit_b16() -> None:
     # 196 patches * 0.3 -> 58 seeds per frame; k = 96, r = 100 (tc-clip.md §1.2)
     t16 = merge_schedule(16 * 58, 96, 100)

@@ -347,12 +347,13 @@ class TCCLIP(VideoTextModel):
         batch = self.prompts(class_names)
         tm = self.clip.text_model
         device = tm.embeddings.token_embedding.weight.device
+        if self.prompt_learner is not None:
+            # checked on the CPU copy, so it costs no device synchronisation
+            if not bool((batch.input_ids[:, 1 : 1 + self.n_ctx] == torch.tensor(self._ctx_ids)).all()):
+                raise ValueError("prompts do not start with the template's context words")
         ids = batch.input_ids.to(device)
         emb = tm.embeddings.token_embedding(ids)
         if self.prompt_learner is not None:
-            expected = torch.tensor(self._ctx_ids, device=device)
-            if not bool((ids[:, 1 : 1 + self.n_ctx] == expected).all()):
-                raise ValueError("prompts do not start with the template's context words")
             ctx = self.prompt_learner.ctx.to(emb.dtype).unsqueeze(0).expand(ids.shape[0], -1, -1)
             emb = torch.cat([emb[:, :1], ctx, emb[:, 1 + self.n_ctx :]], dim=1)
         h = tm.embeddings(inputs_embeds=emb)

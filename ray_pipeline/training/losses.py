@@ -198,11 +198,14 @@ class ClassificationLoss(nn.Module):
         if self.needs_uncertainty:
             if uncertainty is None:
                 raise ValueError(f"the {self.name!r} loss needs per-sample uncertainties")
-            u = uncertainty.to(device=logits.device, dtype=torch.float32).reshape(-1)
-            if u.shape != labels.shape:
-                raise ValueError(f"uncertainty has shape {tuple(u.shape)}, labels {tuple(labels.shape)}")
-            if bool(((u < 0) | (u > 1) | ~torch.isfinite(u)).any()):
+            if uncertainty.reshape(-1).shape != labels.shape:
+                raise ValueError(
+                    f"uncertainty has shape {tuple(uncertainty.shape)}, labels {tuple(labels.shape)}"
+                )
+            # checked where the caller keeps it (the loader's CPU tensor: no device synchronisation)
+            if bool(((uncertainty < 0) | (uncertainty > 1) | ~torch.isfinite(uncertainty)).any()):
                 raise ValueError("uncertainties must be normalised to [0, 1] (see UncertaintyNormalizer)")
+            u = uncertainty.to(device=logits.device, dtype=torch.float32).reshape(-1)
 
         if self.name == "ce":
             return F.cross_entropy(logits.float(), labels)
