@@ -28,15 +28,39 @@ def tiny_cogvideox_config(model_dir: str, clip_model: str, **generate_overrides)
     return ExperimentConfig.model_validate(data)
 
 
-def write_prompt_rows(store: RunStore, classes: list[str], per_class: int) -> pa.Table:
-    """A prompts manifest written directly, so generate/score tests don't depend on a writer."""
-    rows = []
-    for i in range(per_class):
-        for k, name in enumerate(classes):
-            prompt = f"a person {name} in a park"
-            seed = 1000 * k + i
-            rows.append({"prompt_id": row_id("prompt", c=name, i=i, p=prompt, s=seed), "class_name": name,
-                         "class_index": k, "prompt": prompt, "seed": seed, "clip_index": i})
+def write_prompt_rows(store: RunStore, cfg: ExperimentConfig) -> pa.Table:
+    """Run the real prompts stage (offline template writer) and return this config's rows."""
+    from ray_pipeline.stages.prompts import prompt_rows, run_prompts
+
+    run_prompts(cfg, store, log=lambda _: None)
+    return prompt_rows(cfg, store)
+
+
+def write_synthetic_clips(store: RunStore, cfg: ExperimentConfig, *, frames: int = 8, size: int = 32,
+                          seed: int = 0) -> pa.Table:
+    """Prompts (template writer), then generate + score manifests with simple class-dependent
+    clips standing in for a generator: class k is a bright bar moving at speed k+1, so the classes
+    are learnable. Entropies are random in [0.05, 1.3]."""
+    import numpy as np
+
+    from ray_pipeline.stages.generate import clip_rows
+    from ray_pipeline.video_io import write_mp4
+
+    rng = np.random.default_rng(seed)
+    rows = clip_rows(cfg, store, write_prompt_rows(store, cfg)).to_pylist()
+    score_rows = []
+    for row in rows:
+        k, i = row["class_index"], row["clip_index"]
+        clip = rng.integers(0, 40, (frames, size, size, 3), dtype=np.uint8)
+        for t in range(frames):
+            x = (3 * t * (k + 1) + i) % size
+            clip[t, :, x:x + 4, k % 3] = 255
+        write_mp4(clip, row["video_uri"])
+        row["num_frames"] = frames
+        score_rows.append({"score_id": row_id("score", clip_id=row["clip_id"]), "clip_id": row["clip_id"],
+                           "class_index": k, "class_name": row["class_name"],
+                           "entropy": float(rng.uniform(0.05, 1.3))})
     table = pa.Table.from_pylist(rows)
-    store.manifest("prompts", "prompt_id").write_part(table)
+    store.manifest("generate", "clip_id").write_part(table)
+    store.manifest("score", "score_id").write_part(pa.Table.from_pylist(score_rows))
     return table

@@ -15,7 +15,7 @@ import yaml
 
 from ray_pipeline.runstore import RunStore
 from ray_pipeline.video_io import count_frames
-from tests.helpers import TINY_CLASSES, tiny_cogvideox_config, write_prompt_rows
+from tests.helpers import tiny_cogvideox_config, write_prompt_rows
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +28,12 @@ def _generate_cmd(config: Path, run_dir: Path) -> list[str]:
 def test_kill_mid_generation_then_rerun(tmp_path, tiny_cogvideox, tiny_clip):
     run_dir = tmp_path / "run"
     store = RunStore(run_dir)
-    prompts = write_prompt_rows(store, TINY_CLASSES, per_class=12)  # 48 clips
     cfg = tiny_cogvideox_config(tiny_cogvideox, tiny_clip, clips_per_class=12)
     cfg.generate.pool.batch_size = 1
     cfg.generate.cogvideox.num_inference_steps = 4
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    prompts = write_prompt_rows(store, cfg)  # 4 classes x 12 clips
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     # The driver (and the local Ray it started) gets SIGKILL once a few batches have landed.

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def generated(tmp_path_factory, ray_cluster, tiny_cogvideox, tiny_clip):
     store = RunStore(tmp_path_factory.mktemp("run"))
     cfg = tiny_cogvideox_config(tiny_cogvideox, tiny_clip)
-    prompts = write_prompt_rows(store, TINY_CLASSES, per_class=3)
+    prompts = write_prompt_rows(store, cfg)
     stats = run_generate(cfg, store, log=lambda _: None)
     return cfg, store, prompts, stats
 
@@ -53,7 +53,9 @@ def test_changed_generator_setting_gives_new_clip_ids(generated, tiny_cogvideox,
     _, store, _, _ = generated
     from ray_pipeline.stages.generate import clip_rows
 
-    prompts = store.manifest("prompts", "prompt_id").read()
+    from ray_pipeline.stages.prompts import prompt_rows
+
+    prompts = prompt_rows(tiny_cogvideox_config(tiny_cogvideox, tiny_clip), store)
     a = clip_rows(tiny_cogvideox_config(tiny_cogvideox, tiny_clip), store, prompts)
     cfg_b = tiny_cogvideox_config(tiny_cogvideox, tiny_clip)
     cfg_b.generate.cogvideox.num_inference_steps = 3

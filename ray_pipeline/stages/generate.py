@@ -44,6 +44,15 @@ def clip_rows(cfg: ExperimentConfig, store: RunStore, prompts: pa.Table) -> pa.T
     )
 
 
+def current_clips(cfg: ExperimentConfig, store: RunStore) -> pa.Table:
+    """The generated clips of this config (a run directory may hold other configs' clips too)."""
+    from ray_pipeline.stages.prompts import prompt_rows
+
+    wanted = clip_rows(cfg, store, prompt_rows(cfg, store)).column("clip_id")
+    table = store.manifest("generate", "clip_id").require("generated clips (ray-pipeline generate)")
+    return table.filter(pc.is_in(table.column("clip_id"), wanted))
+
+
 class GenerateActor:
     """Ray Data actor: loads the backend once, renders batches and writes their mp4 files."""
 
@@ -72,8 +81,9 @@ class GenerateActor:
 
 def run_generate(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], None] = print) -> dict:
     """Render every prompt row not yet in the manifest; returns counts and timings."""
-    prompts = store.manifest("prompts", "prompt_id").require("prompts (ray-pipeline prompts)")
-    rows = clip_rows(cfg, store, prompts)
+    from ray_pipeline.stages.prompts import prompt_rows
+
+    rows = clip_rows(cfg, store, prompt_rows(cfg, store))
     manifest = store.manifest("generate", "clip_id")
     done = manifest.done_ids()
     todo = rows.filter(pc.invert(pc.is_in(rows.column("clip_id"), pa.array(sorted(done), pa.string()))))

@@ -136,7 +136,9 @@ def class_names_for(cfg: ExperimentConfig) -> list[str]:
 
 def run_score(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], None] = print) -> dict:
     """Score every generated clip not yet in the score manifest."""
-    clips = store.manifest("generate", "clip_id").require("generated clips (ray-pipeline generate)")
+    from ray_pipeline.stages.generate import current_clips
+
+    clips = current_clips(cfg, store)
     class_names = class_names_for(cfg)
     model = resolve_model_path(cfg.score.model, str(cfg.resolved_cache_dir()))
     s = cfg.score
