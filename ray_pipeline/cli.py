@@ -49,6 +49,14 @@ STAGES = [
           "CLIP actors embed sampled frames, compare with every class prompt and store the "
           "similarities, softmax, entropy (the clip's uncertainty) and prediction.",
           "ray_pipeline.stages.score:run_score"),
+    Stage("train", "train TC-CLIP / ViFi-CLIP on the clips with Ray Train",
+          "DDP training with uncertainty-based label smoothing (or LS/UW/UF/CE); checkpoints every "
+          "epoch; a rerun on the same run directory continues where it stopped.",
+          "ray_pipeline.stages.train:run_train"),
+    Stage("evaluate", "zero-shot evaluation over each dataset's splits; writes summary.json/.md",
+          "Every split scored against its own class names, 2 clips x 1 crop by default; top-1 "
+          "(top-5) mean and std over splits, for the backbone and for the trained model.",
+          "ray_pipeline.stages.evaluate:run_evaluate"),
 ]
 
 
@@ -103,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigError as exc:
             _log(str(exc))
             return 2
+        except (FileNotFoundError, RuntimeError, ValueError) as exc:
+            # Expected failures (missing upstream stage, failed LLM classes, bad dataset files)
+            # get their message, not a traceback; anything else is a bug and keeps its traceback.
+            _log(f"[{stage.name}] failed: {exc}")
+            return 1
         _log(f"[{stage.name}] done: {json.dumps(stats, default=str)}")
     return 0
 

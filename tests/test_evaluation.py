@@ -1,0 +1,101 @@
+"""Dataset adapters on the real split files, and the evaluate stage end to end at tiny scale."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ray_pipeline.config import DatasetConfig, ExperimentConfig, SplitConfig
+from ray_pipeline.evaluation.datasets import (DatasetError, HMDB_SWAPS, load_splits, read_labels,
+                                              read_split_list)
+from ray_pipeline.runstore import RunStore
+from ray_pipeline.video_io import write_mp4
+
+SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "vifi-clip-splits"
+needs_splits = pytest.mark.skipif(not SPLITS.is_dir(), reason="../shared/data/vifi-clip-splits not present")
+
+
+@needs_splits
+def test_reads_the_real_hmdb_and_k600_files():
+    names = read_labels(SPLITS / "labels" / "hmdb_51_labels.csv")
+    assert len(names) == 51 and names[0] == "brush hair"
+    for i in (1, 2, 3):
+        entries = read_split_list(SPLITS / "datasets_splits" / "hmdb_splits" / f"val{i}.txt", 51)
+        assert len(entries) == 1530
+        assert np.bincount([y for _, y in entries], minlength=51).tolist() == [30] * 51
+    # The label-id swap: files put kick videos under 20, the CSV calls 20 "kick ball".
+    entries = read_split_list(SPLITS / "datasets_splits" / "hmdb_splits" / "val1.txt", 51)
+    kick_labels = {y for p, y in entries if "_kick_" in p and "kick_ball" not in p}
+    assert kick_labels == {20} and names[20] == "kick ball" and HMDB_SWAPS[20] == 21
+    for i in (1, 2, 3):
+        k600 = read_labels(SPLITS / "labels" / f"ZS_split{i}_K600.csv")
+        assert len(k600) == 160
+        assert len(read_split_list(SPLITS / "datasets_splits" / "k600_splits" / f"ZS_split{i}_K600_eval.txt", 160)) > 13000
+
+
+def test_bad_files_name_file_and_line(tmp_path):
+    (tmp_path / "labels.csv").write_text("id,name\n0,a\n2,b\n")
+    with pytest.raises(DatasetError, match="without gaps"):
+        read_labels(tmp_path / "labels.csv")
+    (tmp_path / "list.txt").write_text("a.avi 0\nb.avi seven\n")
+    with pytest.raises(DatasetError, match=r"list.txt:2"):
+        read_split_list(tmp_path / "list.txt", 3)
+    (tmp_path / "list.txt").write_text("a b c.avi 5\n")
+    with pytest.raises(DatasetError, match="outside 0..2"):
+        read_split_list(tmp_path / "list.txt", 3)
+    assert read_split_list(tmp_path / "list.txt", 6) == [("a b c.avi", 5)]
+
+
+def test_missing_dataset_path_fails_at_validation(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        DatasetConfig(name="hmdb51", root=str(tmp_path), splits=[SplitConfig(list="val1.txt", labels="l.csv")])
+
+
+def _tiny_dataset(root: Path, classes: list[str], per_class: int) -> DatasetConfig:
+    """A dataset in the real layout: class folders of mp4s, split lists, a label CSV."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    (root / "labels.csv").write_text("id,name\n" + "".join(f"{i},{c}\n" for i, c in enumerate(classes)))
+    lines = []
+    for k, c in enumerate(classes):
+        for j in range(per_class):
+            rel = f"videos/{c.replace(' ', '_')}/v{j}.mp4"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_mp4(rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), str(root / rel))
+            lines.append(f"{rel} {k}")
+    # An unreadable video: counted, not fatal.
+    (root / "videos" / "broken.mp4").write_bytes(b"not a video")
+    for i in (1, 2):
+        (root / f"val{i}.txt").write_text("\n".join(lines[i - 1::2] + ["videos/broken.mp4 0"]) + "\n")
+    return DatasetConfig(name="tiny", root=str(root), top5=True,
+                         splits=[SplitConfig(list=f"val{i}.txt", labels="labels.csv") for i in (1, 2)])
+
+
+@pytest.mark.integration
+def test_evaluate_stage_summary_matches_its_rows(tmp_path, ray_cluster, tiny_clip):
+    from ray_pipeline.stages.evaluate import BASELINE, run_evaluate
+
+    classes = ["brush hair", "wave", "run", "jump", "walk", "clap"]
+    ds = _tiny_dataset(tmp_path / "data", classes, per_class=3)
+    cfg = ExperimentConfig.model_validate({
+        "ray": {"num_cpus": 2}, "train": {"backbone": tiny_clip, "num_frames": 4},
+        "evaluate": {"datasets": [ds.model_dump()], "num_clips": 2, "pool": {"batch_size": 4}}})
+    store = RunStore(tmp_path / "run")
+    stats = run_evaluate(cfg, store, log=lambda _: None)
+    rows = store.manifest("evaluate", "eval_id").read().to_pylist()
+    assert len(rows) == stats["rows_new"] == len(load_splits(ds, cfg)[0]) + len(load_splits(ds, cfg)[1])
+    summary = json.loads(store.read_text("summary.json"))
+    entry = summary["models"][BASELINE]["tiny"]
+    assert entry["corrupt_videos"] == 2 and entry["num_splits"] == 2
+    per_split = []
+    for split in ("val1", "val2"):
+        ok = [r for r in rows if r["split"] == split and r["error"] is None]
+        per_split.append(100.0 * sum(r["top1"] for r in ok) / len(ok))
+        assert all(r["top5"] or not r["top1"] for r in ok)
+    assert entry["top1_mean"] == pytest.approx(np.mean(per_split))
+    assert entry["top1_std"] == pytest.approx(np.std(per_split))  # population std, as TC-CLIP
+    assert "top5_mean" in entry
+    assert "± " in store.read_text("summary.md")
+    again = run_evaluate(cfg, store, log=lambda _: None)
+    assert again["rows_new"] == 0
