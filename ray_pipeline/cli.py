@@ -27,28 +27,31 @@ class Stage:
     help: str
     description: str
     entry: str  # "module:function", imported lazily so --help stays fast
+    data_stage: bool = False  # reads/writes the (possibly shared) data store, not the run's own
 
     def run(self, cfg: ExperimentConfig, store: RunStore) -> dict:
         import importlib
 
+        from ray_pipeline.runstore import data_store
+
         module, func = self.entry.split(":")
         fn: Callable[..., dict] = getattr(importlib.import_module(module), func)
-        return fn(cfg, store, log=_log)
+        return fn(cfg, data_store(cfg.data_dir, store) if self.data_stage else store, log=_log)
 
 
 STAGES = [
     Stage("prompts", "write text-to-video prompts for every class",
           "An LLM (openai) or the offline template writer writes action, environment and character "
           "descriptions per class (strategy basic/env/cha/ie) and composes one prompt per clip.",
-          "ray_pipeline.stages.prompts:run_prompts"),
+          "ray_pipeline.stages.prompts:run_prompts", data_stage=True),
     Stage("generate", "render one clip per prompt on a Ray Data actor pool",
           "Text-to-video backend (cogvideox or procedural) in Ray Data actors; each actor loads the "
           "model once and writes mp4 files into the run directory.",
-          "ray_pipeline.stages.generate:run_generate"),
+          "ray_pipeline.stages.generate:run_generate", data_stage=True),
     Stage("score", "CLIP-score every clip against all class names",
           "CLIP actors embed sampled frames, compare with every class prompt and store the "
           "similarities, softmax, entropy (the clip's uncertainty) and prediction.",
-          "ray_pipeline.stages.score:run_score"),
+          "ray_pipeline.stages.score:run_score", data_stage=True),
     Stage("train", "train TC-CLIP / ViFi-CLIP on the clips with Ray Train",
           "DDP training with uncertainty-based label smoothing (or LS/UW/UF/CE); checkpoints every "
           "epoch; a rerun on the same run directory continues where it stopped.",

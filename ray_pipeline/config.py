@@ -306,6 +306,10 @@ class ExperimentConfig(StrictModel):
     cache_dir: str = Field(
         "~/.cache/ray_pipeline", description="built artefacts shared across runs (world data, models)"
     )
+    data_dir: str | None = Field(
+        None, description="where prompts/generate/score rows and clips live (default: the run "
+        "directory); sweeps point every trial at one shared data_dir so work is reused by row id"
+    )
     ray: RayConfig = RayConfig()
     mlflow: MlflowConfig = MlflowConfig()
     prompts: PromptsConfig = PromptsConfig()

@@ -156,3 +156,9 @@ class Manifest:
                 f"no rows in {self.store.uri(self.folder)}: run the stage that writes {what} first"
             )
         return table
+
+
+def data_store(data_dir: str | None, run_store: RunStore) -> RunStore:
+    """The store holding the data stages' rows (prompts, generate, score): ``data_dir`` when set
+    (shared by the trials of a sweep), else the run directory itself."""
+    return RunStore(data_dir) if data_dir else run_store

@@ -42,8 +42,11 @@ MODEL_DIR = "model"
 
 def synthetic_records(cfg: ExperimentConfig, store: RunStore) -> dict[str, Any]:
     """Generated clips with their normalised uncertainty (and UF's filtering applied)."""
+    from ray_pipeline.runstore import data_store
     from ray_pipeline.stages.score import class_names_for
     from ray_pipeline.training.losses import UncertaintyNormalizer, uf_keep_mask, uf_threshold
+
+    store = data_store(cfg.data_dir, store)
 
     from ray_pipeline.stages.generate import current_clips
 
