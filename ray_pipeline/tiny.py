@@ -28,10 +28,11 @@ def build_tiny_t5_tokenizer(words: list[str] | None = None):
     return T5Tokenizer(vocab=vocab, extra_ids=0)
 
 
-def build_tiny_cogvideox(out_dir: str | Path, seed: int = 0) -> Path:
+def build_tiny_cogvideox(out_dir: str | Path, seed: int = 0, num_layers: int = 1, latent_size: int = 2) -> Path:
     """A CogVideoX pipeline small enough to run 2 steps on CPU in well under a second.
 
-    Latents are 2x2 (16x16 pixels); use num_frames=9 and max_sequence_length=16."""
+    Latents are ``latent_size`` square (8x that in pixels: 16x16 by default); use num_frames=9
+    and max_sequence_length=16. Benchmarks raise ``num_layers``/``latent_size`` for more work."""
     import torch
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline
     from diffusers import CogVideoXTransformer3DModel
@@ -41,7 +42,8 @@ def build_tiny_cogvideox(out_dir: str | Path, seed: int = 0) -> Path:
     tokenizer = build_tiny_t5_tokenizer()
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9,
+        text_embed_dim=32, num_layers=num_layers, sample_width=latent_size, sample_height=latent_size,
+        sample_frames=9,
         patch_size=2, temporal_compression_ratio=4, max_text_seq_length=16,
     )
     vae = AutoencoderKLCogVideoX(

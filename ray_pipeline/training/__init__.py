@@ -1,0 +1,1 @@
+"""Training: losses, clip datasets and the Ray Train loop helpers."""
