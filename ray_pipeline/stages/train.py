@@ -133,6 +133,33 @@ def _load_checkpoint_dir(directory: str, model, optimizer, scheduler, scaler) ->
     return int(state["epoch"]) + 1
 
 
+def train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_names: list[str], device,
+                amp_dtype) -> "torch.Tensor":  # noqa: F821
+    """One pass over ``loader``; returns [sum of per-clip losses, clips] on ``device``.
+
+    Shared by the Ray Train loop and the plain-loop benchmark, so both time the same work."""
+    import torch
+
+    model.train()
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
+    for pixels, labels, uncertainty in loader:
+        pixels, labels = pixels.to(device), labels.to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(pixels, class_names)
+        loss = loss_fn(logits.float(), labels, uncertainty.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:  # fp16: scale the loss so small gradients survive
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        loss_sum += torch.tensor([loss.item() * len(labels), len(labels)], dtype=torch.float64, device=device)
+    return loss_sum
+
+
 def train_loop_per_worker(loop: dict[str, Any]) -> None:
     """One Ray Train worker: build the model, train ``loop['epochs']`` epochs, report each."""
     import ray.train
@@ -153,7 +180,7 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
         model = load_video_text_model(loop["init_model"])
     else:
         model = build_video_text_model(loop["model"], loop["backbone"], **loop["model_options"])
-    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
+    model = ray.train.torch.prepare_model(model)
     raw = model.module if hasattr(model, "module") else model
     device = ray.train.torch.get_device()
 
@@ -201,24 +228,8 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     for epoch in range(start_epoch, loop["epochs"]):
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
-        model.train()
-        loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
         epoch_start = time.perf_counter()
-        for pixels, labels, uncertainty in loader:
-            pixels, labels = pixels.to(device), labels.to(device)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                logits = model(pixels, class_names)
-            loss = loss_fn(logits.float(), labels, uncertainty.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
-            scheduler.step()
-            loss_sum += torch.tensor([loss.item() * len(labels), len(labels)], dtype=torch.float64, device=device)
+        loss_sum = train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_names, device, amp_dtype)
         if world > 1:
             dist.all_reduce(loss_sum)
         metrics = {"epoch": epoch, "loss": float(loss_sum[0] / loss_sum[1]), "start_epoch": start_epoch,
@@ -271,7 +282,7 @@ def _latest_checkpoint_in(folder: str) -> tuple[str | None, dict | None]:
 
 def run_phase(cfg: ExperimentConfig, store: RunStore, phase: str, data: dict[str, Any], *, epochs: int,
               init_model: str | None, loss: str, loss_options: dict[str, Any], log: Callable[[str], None],
-              mlflow_run: tuple[str, str] | None = None) -> dict[str, Any]:
+              mlflow_run: tuple[str, str] | None = None, callbacks: list | None = None) -> dict[str, Any]:
     """Train one phase with a TorchTrainer; returns the final checkpoint's path and metrics."""
     import ray.train
     from ray.train.torch import TorchTrainer
@@ -319,7 +330,9 @@ def run_phase(cfg: ExperimentConfig, store: RunStore, phase: str, data: dict[str
         run_config=ray.train.RunConfig(
             name=name, storage_path=store.uri("train/ray"),
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2)),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            # e.g. Tune's TuneReportCallback when a sweep trial drives this trainer
+            callbacks=list(callbacks or [])),
     )
     result = trainer.fit()
     if result.error:
@@ -328,8 +341,13 @@ def run_phase(cfg: ExperimentConfig, store: RunStore, phase: str, data: dict[str
     return {"checkpoint": checkpoint, "metrics": info or result.metrics, "name": name}
 
 
-def run_train(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], None] = print) -> dict:
-    """Train by ``cfg.train.recipe``; writes ``train/result.json`` with the final model's path."""
+def run_train(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], None] = print,
+              callbacks: list | None = None) -> dict:
+    """Train by ``cfg.train.recipe``; writes ``train/result.json`` with the final model's path.
+
+    ``callbacks``: Ray Train ``UserCallback``s for every phase's trainer (a sweep passes Tune's
+    ``TuneReportCallback`` so per-epoch metrics reach Tune).
+    """
     t = cfg.train
     loss_options: dict[str, Any] = {"weight": t.w, "epsilon": t.epsilon}
     data = synthetic_records(cfg, store)
@@ -340,13 +358,14 @@ def run_train(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], No
         data = merge_records(data, real_records(t.source, cfg))
     mlflow_run = _active_mlflow_run()
     phases = [run_phase(cfg, store, "synthetic", data, epochs=t.epochs, init_model=None, loss=t.loss,
-                        loss_options=loss_options, log=log, mlflow_run=mlflow_run)]
+                        loss_options=loss_options, log=log, mlflow_run=mlflow_run, callbacks=callbacks)]
     if t.recipe == "synthetic_then_real":
         real = real_records(t.real, cfg)
         init = os.path.join(phases[0]["checkpoint"], MODEL_DIR)
         # Real clips are trusted: plain LS as in TC-CLIP's own recipe.
         phases.append(run_phase(cfg, store, "real", real, epochs=t.finetune_epochs, init_model=init,
-                                loss="ls", loss_options={"epsilon": t.epsilon}, log=log, mlflow_run=mlflow_run))
+                                loss="ls", loss_options={"epsilon": t.epsilon}, log=log, mlflow_run=mlflow_run,
+                                callbacks=callbacks))
     final = phases[-1]
     result = {"model_dir": os.path.join(final["checkpoint"], MODEL_DIR), "recipe": t.recipe,
               "model": t.model, "loss": t.loss, "w": t.w, "phases": phases,

@@ -1,0 +1,106 @@
+"""Generation and CLIP scoring through Ray Data actor pools vs a plain Python loop.
+
+Same tiny models (built offline), same rows, one torch thread per worker. Reports wall time and
+ratios: Ray Data with one actor against the loop (goal <= 1.15x), and two actors against one on
+two cores (goal >= 1.6x faster). Model load and actor start-up are included in the Ray timings.
+
+    .venv/bin/python bench/bench_stages.py [--clips 48] [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pyarrow as pa  # noqa: E402
+
+from ray_pipeline.cluster import PoolPlan, init_ray  # noqa: E402
+from ray_pipeline.config import CogVideoXConfig, RayConfig  # noqa: E402
+from ray_pipeline.runstore import RunStore  # noqa: E402
+from ray_pipeline.stages.generate import GenerateActor  # noqa: E402
+from ray_pipeline.stages.ray_data import run_actor_pool  # noqa: E402
+from ray_pipeline.stages.score import ScoreActor  # noqa: E402
+from ray_pipeline.tiny import build_tiny_clip, build_tiny_cogvideox  # noqa: E402
+
+CLASSES = ["brush hair", "wave", "run", "jump"]
+
+
+def rows(n: int, store: RunStore, tag: str) -> pa.Table:
+    return pa.table({
+        "clip_id": [f"{tag}{i}" for i in range(n)], "prompt": [f"a person {CLASSES[i % 4]} in a park" for i in range(n)],
+        "seed": list(range(n)), "class_index": [i % 4 for i in range(n)], "class_name": [CLASSES[i % 4] for i in range(n)],
+        "video_uri": [store.uri(f"{tag}/{i}.mp4") for i in range(n)],
+    })
+
+
+def plain_loop(actor_cls, kwargs: dict, table: pa.Table, batch: int) -> float:
+    start = time.perf_counter()
+    actor = actor_cls(**kwargs)
+    for i in range(0, table.num_rows, batch):
+        actor(table.slice(i, batch))
+    return time.perf_counter() - start
+
+
+def ray_pool(actor_cls, kwargs: dict, table: pa.Table, batch: int, actors: int, store: RunStore, name: str) -> float:
+    plan = PoolPlan(actors=actors, num_cpus=0.75, num_gpus=0.0, torch_threads=1)
+    start = time.perf_counter()
+    run_actor_pool(name, table, actor_cls, kwargs, plan, batch, store.manifest(name, table.column_names[0]),
+                   total=table.num_rows, done=0, log=lambda _: None)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=48)
+    ap.add_argument("--steps", type=int, default=30, help="denoising steps (work per clip)")
+    ap.add_argument("--layers", type=int, default=4, help="transformer layers of the tiny CogVideoX")
+    ap.add_argument("--latent", type=int, default=4, help="latent size (x8 pixels) of the tiny CogVideoX")
+    ap.add_argument("--batch", type=int, default=2)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_stages_"))
+    cog = build_tiny_cogvideox(tmp / "cog", num_layers=args.layers, latent_size=args.latent)
+    clip = build_tiny_clip(tmp / "clip")
+    size = 8 * args.latent
+    store = RunStore(tmp / "out")
+    config = CogVideoXConfig(model=str(cog), dtype="float32", num_inference_steps=args.steps, num_frames=9,
+                             height=size, width=size, max_sequence_length=16)
+    gen_kwargs = dict(backend="cogvideox", config=config, device="cpu", torch_threads=1, cache_dir=None)
+    init_ray(RayConfig(num_cpus=2))
+
+    results = []
+    # Generation: each run writes its own clips (the scorer below reads the loop's).
+    loop_rows = rows(args.clips, store, "loop")
+    t_loop = plain_loop(GenerateActor, gen_kwargs, loop_rows, args.batch)
+    t_one = ray_pool(GenerateActor, gen_kwargs, rows(args.clips, store, "one"), args.batch, 1, store, "gen1")
+    t_two = ray_pool(GenerateActor, gen_kwargs, rows(args.clips, store, "two"), args.batch, 2, store, "gen2")
+    results.append(("generate", t_loop, t_one, t_two))
+
+    score_rows = loop_rows.append_column("score_id", loop_rows.column("clip_id")).append_column(
+        "scorer", pa.array(["bench"] * args.clips))
+    score_rows = score_rows.select(["score_id", "clip_id", "class_index", "class_name", "video_uri", "scorer"])
+    score_kwargs = dict(torch_threads=1, model=str(clip), class_names=CLASSES, template="a video of a person {}.",
+                        num_frames=8, device="cpu", dtype="float32")
+    s_loop = plain_loop(ScoreActor, score_kwargs, score_rows, 8)
+    s_one = ray_pool(ScoreActor, score_kwargs, score_rows, 8, 1, store, "score1")
+    s_two = ray_pool(ScoreActor, score_kwargs, score_rows, 8, 2, store, "score2")
+    results.append(("score", s_loop, s_one, s_two))
+
+    print(f"\n{args.clips} clips of {size}x{size}, {args.layers}-layer CogVideoX, {args.steps} steps, {os.cpu_count()} cores, 1 torch thread per worker")
+    print(f"{'stage':<10}{'loop s':>9}{'1 actor s':>11}{'2 actors s':>12}{'1 actor / loop':>16}{'speed-up 2 vs 1':>17}")
+    for name, loop, one, two in results:
+        print(f"{name:<10}{loop:>9.2f}{one:>11.2f}{two:>12.2f}{one / loop:>15.2f}x{one / two:>16.2f}x")
+
+
+if __name__ == "__main__":
+    main()
