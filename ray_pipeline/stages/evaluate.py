@@ -16,6 +16,7 @@ predicted, top1, top5, error``. Summary: ``summary.json`` and ``summary.md`` in 
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Callable
 
@@ -45,7 +46,10 @@ class EvaluateActor:
         torch.set_num_threads(torch_threads)
         self.model = (load_video_text_model(model_dir) if model_dir
                       else build_video_text_model("vificlip", backbone)).to(device).eval()
-        self.pre = Preprocess.from_pretrained(model_dir or backbone)
+        # A trained model was fed the backbone's preprocessing (train uses preprocess_from=backbone)
+        # and its checkpoint holds no preprocessor_config.json of its own.
+        own = model_dir and os.path.isfile(os.path.join(model_dir, "preprocessor_config.json"))
+        self.pre = Preprocess.from_pretrained(model_dir if own else backbone)
         self.num_frames, self.num_clips, self.seed, self.device = num_frames, num_clips, seed, device
         self.class_names = class_names  # split key -> names
 
@@ -180,7 +184,8 @@ def run_evaluate(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str],
             "evaluate", todo, EvaluateActor,
             dict(model_dir=model_dir, backbone=backbone, num_frames=num_frames, num_clips=ev.num_clips,
                  seed=ev.seed, class_names=class_names, device=plan.device, torch_threads=plan.torch_threads),
-            plan, ev.pool.batch_size, manifest, total=table.num_rows, done=table.num_rows - todo.num_rows, log=log)
+            plan, ev.pool.batch_size, manifest, total=table.num_rows, done=table.num_rows - todo.num_rows,
+            log=log).written
     results = manifest.require("evaluation rows")
     results = results.filter(pc.is_in(results.column("eval_id"), pa.array(sorted(wanted), pa.string())))
     summary = summarize(results, cfg)

@@ -96,7 +96,7 @@ def run_generate(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str],
     resources = init_ray(cfg.ray)
     plan = plan_actor_pool(cfg.generate.pool, resources, cfg.ray.reserve_cpus, "generate")
     start = time.perf_counter()
-    written = run_actor_pool(
+    pool = run_actor_pool(
         "generate", todo, GenerateActor,
         dict(backend=cfg.generate.backend, config=cfg.generate.backend_config(), device=plan.device,
              torch_threads=plan.torch_threads, cache_dir=cfg.generate.weights_cache),
@@ -104,6 +104,8 @@ def run_generate(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str],
         done=rows.num_rows - todo.num_rows, log=log,
     )
     seconds = time.perf_counter() - start
+    written = pool.written
     return {"rows": rows.num_rows, "rows_new": written, "rows_skipped": rows.num_rows - todo.num_rows,
             "seconds": seconds, "clips_per_s": written / seconds if written else 0.0,
+            "startup_seconds": pool.first_block_seconds, "steady_clips_per_s": pool.steady_rows_per_s,
             "actors": plan.actors, "cpus_per_actor": plan.num_cpus, "gpus_per_actor": plan.num_gpus}

@@ -154,7 +154,7 @@ def run_score(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], No
     resources = init_ray(cfg.ray)
     plan = plan_actor_pool(s.pool, resources, cfg.ray.reserve_cpus, "score")
     start = time.perf_counter()
-    written = run_actor_pool(
+    pool = run_actor_pool(
         "score", todo, ScoreActor,
         dict(torch_threads=plan.torch_threads, model=model, class_names=class_names,
              template=s.prompt_template, num_frames=s.num_frames, device=plan.device, dtype=s.dtype,
@@ -162,6 +162,7 @@ def run_score(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], No
         plan, s.pool.batch_size, manifest, total=rows.num_rows, done=rows.num_rows - todo.num_rows, log=log,
     )
     seconds = time.perf_counter() - start
+    written = pool.written
     table = manifest.read()
     stats = {"rows": rows.num_rows, "rows_new": written, "seconds": seconds,
              "clips_per_s": written / seconds if written else 0.0}
