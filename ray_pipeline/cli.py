@@ -84,11 +84,51 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run all stages in order; each skips the rows it has already done."))
     _add_common(sub.add_parser("validate", help="check a config and print it resolved",
                                description="Validate the config (no Ray work) and print it as YAML."))
+    sweep = sub.add_parser(
+        "sweep", help="run a grid / search over any config fields with Ray Tune (resumable)",
+        description="Expand the search axes of a sweep file ({grid: [...]}, {uniform: [a, b]}, ...; "
+                    "see docs/sweeps.md), validate every trial, run the data stages once per distinct "
+                    "upstream config into SWEEP_DIR/data, then train+evaluate each trial as a Ray Tune "
+                    "trial. Rerunning the same command resumes (Tuner.restore).")
+    _add_common(sweep)
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="validate and print the trials and shared data groups, run nothing")
+    sweep.add_argument("--retry-failed", action="store_true",
+                       help="also rerun trials that failed in an earlier launch (a fresh Tune experiment; "
+                            "finished trials return their stored results)")
+    report = sub.add_parser(
+        "report", help="paper-style tables and plots for a sweep or run directory",
+        description="Write report.md, report.html and report/*.png: for a sweep, Table 6/7-style tables "
+                    "(mean ± std over seeds) and w / clips-per-class curves; for a run, its summary.")
+    report.add_argument("path", metavar="RUN_DIR_OR_SWEEP", help="a sweep directory or a run directory")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "report":
+        from ray_pipeline.stages.report import write_report
+
+        try:
+            written = write_report(RunStore(args.path))
+        except (FileNotFoundError, ValueError) as exc:
+            _log(f"[report] failed: {exc}")
+            return 1
+        print(RunStore(args.path).read_text(written[0]), end="")
+        _log(f"[report] wrote {', '.join(written)} in {RunStore(args.path).root}")
+        return 0
+    if args.command == "sweep":
+        from ray_pipeline.sweep import run_sweep
+
+        try:
+            return run_sweep(args.config, args.set, args.run_dir, dry_run=args.dry_run,
+                             retry_failed=args.retry_failed, log=_log)
+        except ConfigError as exc:
+            _log(str(exc))
+            return 2
+        except (FileNotFoundError, RuntimeError, ValueError) as exc:
+            _log(f"[sweep] failed: {exc}")
+            return 1
     try:
         cfg = load_config(args.config, args.set)
         store = RunStore(args.run_dir or f"runs/{cfg.name}")
