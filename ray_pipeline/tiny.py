@@ -10,6 +10,7 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
+# Whole-word pieces for the tiny T5 tokenizer; other words fall back to letters.
 TINY_WORDS = (
     "a video of person the and in with is his her on at photo action class "
     "brush hair wave clap run jump walk kick ball sit stand climb dance ride bike swim "
@@ -68,44 +69,12 @@ def build_tiny_cogvideox(out_dir: str | Path, seed: int = 0, num_layers: int = 1
 
 
 def build_tiny_clip(out_dir: str | Path, image_size: int = 32, patch_size: int = 8, seed: int = 0) -> Path:
-    """A CLIPModel + CLIPTokenizer + CLIPImageProcessor (transformers' tester sizes), saved."""
-    import json
+    """A CLIPModel + byte-level CLIPTokenizer (``models.tiny``) + CLIPImageProcessor, saved."""
+    from transformers import CLIPImageProcessor
 
-    import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+    from ray_pipeline.models.tiny import save_tiny_clip
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Whole words as BPE symbols: a vocab of "word</w>" entries needs no merges beyond the letters.
-    letters = list(string.ascii_lowercase) + ["."]
-    vocab_tokens = ["<|startoftext|>", "<|endoftext|>", "<unk>"]
-    vocab_tokens += letters + [ch + "</w>" for ch in letters]
-    merges: list[str] = []
-    for word in dict.fromkeys(TINY_WORDS):
-        pieces = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(pieces) > 1:
-            merged = pieces[0] + pieces[1]
-            merges.append(f"{pieces[0]} {pieces[1]}")
-            vocab_tokens.append(merged)
-            pieces = [merged] + pieces[2:]
-    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_tokens))}
-    merges = list(dict.fromkeys(merges))
-    (out_dir / "vocab.json").write_text(json.dumps(vocab))
-    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    tokenizer = CLIPTokenizer(str(out_dir / "vocab.json"), str(out_dir / "merges.txt"))
-    tokenizer.save_pretrained(out_dir)
-
-    torch.manual_seed(seed)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=77,
-                         bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-                         pad_token_id=vocab["<|endoftext|>"]),
-        vision_config=dict(image_size=image_size, patch_size=patch_size, hidden_size=32, intermediate_size=37,
-                           num_hidden_layers=2, num_attention_heads=4),
-        projection_dim=32,
-    )
-    CLIPModel(config).save_pretrained(out_dir)
+    out_dir = save_tiny_clip(out_dir, seed=seed, image_size=image_size, patch_size=patch_size)
     CLIPImageProcessor(size={"shortest_edge": image_size},
                        crop_size={"height": image_size, "width": image_size}).save_pretrained(out_dir)
     return out_dir
