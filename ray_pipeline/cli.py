@@ -100,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="paper-style tables and plots for a sweep or run directory",
         description="Write report.md, report.html and report/*.png: for a sweep, Table 6/7-style tables "
                     "(mean ± std over seeds) and w / clips-per-class curves; for a run, its summary.")
-    report.add_argument("path", metavar="RUN_DIR_OR_SWEEP", help="a sweep directory or a run directory")
+    report.add_argument("path", metavar="RUN_DIR_OR_SWEEP", nargs="+",
+                        help="a sweep or run directory; several sweeps give one combined table (e.g. one "
+                             "sweep per target dataset for Table 7's two columns)")
+    report.add_argument("--out", help="where to write the report (default: the first directory)")
     return parser
 
 
@@ -109,13 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         from ray_pipeline.stages.report import write_report
 
+        stores = [RunStore(p) for p in args.path]
+        out = RunStore(args.out) if args.out else stores[0]
         try:
-            written = write_report(RunStore(args.path))
+            written = write_report(*stores, out=out)
         except (FileNotFoundError, ValueError) as exc:
             _log(f"[report] failed: {exc}")
             return 1
-        print(RunStore(args.path).read_text(written[0]), end="")
-        _log(f"[report] wrote {', '.join(written)} in {RunStore(args.path).root}")
+        print(out.read_text(written[0]), end="")
+        _log(f"[report] wrote {', '.join(written)} in {out.root}")
         return 0
     if args.command == "sweep":
         from ray_pipeline.sweep import run_sweep

@@ -29,15 +29,17 @@ def _summary(values: dict[str, list[float]], baseline: dict[str, list[float]] | 
     return {"models": models, "protocol": {"num_clips": 2, "num_frames": 8, "std": "population (ddof=0)"}}
 
 
-def _fake_sweep(root: Path, axes: list[dict], trials: list[tuple[dict, dict | None]]) -> list[str]:
+def _fake_sweep(root: Path, axes: list[dict], trials: list[tuple[dict, dict | None]],
+                datasets: list[str] | None = None) -> list[str]:
     """A sweep directory as `ray-pipeline sweep` leaves it (sweep.json, trials.json, trial folders)."""
     keys = []
     records = []
+    config = {"evaluate": {"datasets": [{"name": d} for d in datasets]}} if datasets else {}
     for i, (variant, summary) in enumerate(trials):
         key = f"k{i:03d}"
         keys.append(key)
         records.append({"key": key, "index": i, "name": "fake", "variant": variant, "data_group": "g",
-                        "evaluate_baseline": i == 0, "config": {}})
+                        "evaluate_baseline": i == 0, "config": config})
         d = root / "trials" / key
         d.mkdir(parents=True)
         (d / "attempts.jsonl").write_text('{"started": 0}\n')
@@ -140,3 +142,24 @@ def test_report_cli(tmp_path, capsys):
     (root / "summary.json").write_text(json.dumps(_summary({"hmdb": [40.0]})))
     assert main(["report", str(root)]) == 0
     assert "40.0 ± 0.0 (1 splits)" in capsys.readouterr().out
+
+
+def test_two_sweeps_combine_into_table7_columns(tmp_path, capsys):
+    """Table 7's UCF-101 and HMDB-51 columns: one sweep per target dataset, one combined table."""
+    from ray_pipeline.cli import main
+
+    dirs = []
+    for ds, offset in (("ucf", 80.0), ("hmdb", 55.0)):
+        trials = [({"train.loss": loss, "train.seed": seed},
+                   _summary({ds: [offset + i + seed, offset + i + seed]}, {ds: [offset - 5]} if i == seed == 0 else None))
+                  for i, loss in enumerate(("ls", "uw", "uf", "ul")) for seed in (0, 1)]
+        _fake_sweep(tmp_path / ds, [{"path": "train.loss", "kind": "grid", "spec": ["ls", "uw", "uf", "ul"]}], trials,
+                    datasets=[ds])
+        dirs.append(str(tmp_path / ds))
+    assert main(["report", *dirs, "--out", str(tmp_path / "table7")]) == 0
+    md = (tmp_path / "table7" / "report.md").read_text()
+    assert md == capsys.readouterr().out
+    assert "| Method | ucf | hmdb |" in md and "Table 7 layout" in md
+    assert f"| {BASELINE} | 75.0 ± 0.0 (n=1) | 50.0 ± 0.0 (n=1) |" in md
+    assert "| +UL | 83.5 ± 0.5 (n=2) | 58.5 ± 0.5 (n=2) |" in md
+    assert main(["report", dirs[0], str(tmp_path / "nothing")]) == 1

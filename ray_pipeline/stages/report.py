@@ -172,6 +172,10 @@ class TrialData:
     result: dict | None  # trial_result.json
     train: dict | None  # train/result.json
     attempts: int
+    datasets: list[str] | None = None  # what the trial evaluates (its config), None if unknown
+
+    def expects(self, dataset: str) -> bool:
+        return self.datasets is None or dataset in self.datasets
 
 
 def load_trials(root: RunStore) -> list[TrialData]:
@@ -180,9 +184,11 @@ def load_trials(root: RunStore) -> list[TrialData]:
     for rec in json.loads(root.read_text("trials.json")):
         store = RunStore(root.uri(f"trials/{rec['key']}"))
         attempts = store.read_text("attempts.jsonl").count("\n") if store.exists("attempts.jsonl") else 0
+        ev = rec.get("config", {}).get("evaluate", {})
+        datasets = [d["name"] for d in ev["datasets"]] if "datasets" in ev else None
         trials.append(TrialData(rec["key"], rec["variant"], _read_json(store, "summary.json"),
                                 _read_json(store, "trial_result.json"), _read_json(store, "train/result.json"),
-                                attempts))
+                                attempts, datasets))
     return trials
 
 
@@ -242,7 +248,7 @@ def aggregate(trials: list[TrialData]) -> SweepTable:
                 model = _trained_model(t.summary) if t.summary else None
                 if model and ds in t.summary["models"][model]:
                     vals.append(float(t.summary["models"][model][ds]["top1_mean"]))
-            cells[ds] = Cell(vals, len(members))
+            cells[ds] = Cell(vals, sum(t.expects(ds) for t in members))
         rows.append((dict(zip(axes, json.loads(k))), cells))
     baseline = {}
     with_base = [t for t in trials if t.summary and BASELINE in t.summary.get("models", {})]
@@ -307,18 +313,21 @@ def curve_png(table: SweepTable, axis: str, xlabel: str, title: str) -> bytes:
 # --------------------------------------------------------------------------------------------
 
 
-def sweep_document(root: RunStore) -> tuple[Doc, dict[str, bytes], str]:
-    """The sweep's report, its plots (relative path -> PNG bytes) and its title."""
-    meta = json.loads(root.read_text("sweep.json"))
-    trials = load_trials(root)
+def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
+    """The report of one sweep, or of several combined into one table (e.g. Table 7's UCF-101
+    and HMDB-51 columns come from one sweep per target dataset); plus its plots and title."""
+    metas = [json.loads(r.read_text("sweep.json")) for r in roots]
+    trials = [t for r in roots for t in load_trials(r)]
     table = aggregate(trials)
     done = [t for t in trials if t.summary]
-    title = f"Sweep report: {meta.get('name', 'sweep')}"
+    title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
     doc = Doc()
     doc.h(1, title)
-    axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
     n_seeds = max((len(c.values) for _, cells in table.rows for c in cells.values()), default=0)
-    doc.p(f"{meta.get('source')}: {len(trials)} trials, {len(done)} with results. Axes: {axes_text or 'none'}.")
+    for root, meta in zip(roots, metas):
+        axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
+        doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
+    doc.p(f"{len(trials)} trials, {len(done)} with results.")
     doc.p("Cells: zero-shot top-1 (%) of the trained model, each trial averaged over the dataset's splits, then "
           f"mean ± population std over seeds ({', '.join(table.seed_axes) or 'no seed axis'}; n = seeds with "
           f"results, up to {n_seeds}). The first row is the backbone without generated data.")
@@ -408,15 +417,28 @@ def write_run_report(store: RunStore) -> list[str]:
     return [REPORT_MD, REPORT_HTML]
 
 
-def write_report(root: RunStore) -> list[str]:
-    """Report for a sweep (``sweep.json``) or a run directory; returns the written relative paths."""
-    if not root.exists("sweep.json"):
-        return write_run_report(root)
-    if not root.exists("trials.json"):
-        raise FileNotFoundError(f"{root.root}: sweep.json but no trials.json")
-    doc, plots, title = sweep_document(root)
+def write_report(root: RunStore, *more: RunStore, out: RunStore | None = None) -> list[str]:
+    """Report for a sweep (``sweep.json``) or a run directory, written into it (or ``out``);
+    several sweeps are combined into one report. Returns the written paths, relative to the
+    output directory."""
+    roots = [root, *more]
+    out = out or root
+    if len(roots) == 1 and not root.exists("sweep.json"):
+        return write_run_report(root) if out is root else _copy_run_report(root, out)
+    for r in roots:
+        if not r.exists("sweep.json") or not r.exists("trials.json"):
+            raise FileNotFoundError(f"{r.root}: not a sweep directory (no sweep.json / trials.json); "
+                                    "several directories can be combined only if all are sweeps")
+    doc, plots, title = sweep_document(roots)
     for path, data in plots.items():
-        root.write_bytes(path, data)
-    root.write_text(REPORT_MD, doc.markdown())
-    root.write_text(REPORT_HTML, doc.html(title))
+        out.write_bytes(path, data)
+    out.write_text(REPORT_MD, doc.markdown())
+    out.write_text(REPORT_HTML, doc.html(title))
     return [REPORT_MD, REPORT_HTML, *plots]
+
+
+def _copy_run_report(run: RunStore, out: RunStore) -> list[str]:
+    doc, title = run_document(run)
+    out.write_text(REPORT_MD, doc.markdown())
+    out.write_text(REPORT_HTML, doc.html(title))
+    return [REPORT_MD, REPORT_HTML]
