@@ -20,6 +20,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,7 @@ def check_launcher(config: dict) -> None:
     head_start = " ".join(config["head_start_ray_commands"])
     assert "--head" in head_start and "--autoscaling-config=~/ray_bootstrap_config.yaml" in head_start
     assert "mlflow server" in head_start and f"sqlite:///{SHARED}/" in head_start
+    assert 'export OPENAI_API_KEY="$(cat ~/.ray/openai_api_key)"' in head_start, "the driver's OpenAI key"
     worker_start = " ".join(config["worker_start_ray_commands"])
     assert "--address=$RAY_HEAD_IP:6379" in worker_start
     assert "MLFLOW_TRACKING_URI=http://$RAY_HEAD_IP:5000" in worker_start
@@ -346,11 +348,17 @@ def check_rayjob(path: Path, doc: dict) -> None:
     assert "working_dir" not in runtime_env, "a RayJob runs the code baked into the image"
 
     argv = shlex.split(spec["entrypoint"])
-    cfg = check_entrypoint(argv, f"{path.name}: entrypoint", image=True)
-    for stage in ("generate", "score"):
-        pool = getattr(cfg, stage).pool
-        assert pool.actors * pool.num_gpus <= gpus, (
-            f"{path.name}: {stage}.pool asks {pool.actors} x {pool.num_gpus} GPUs; the job's cluster has {gpus}")
+    configs = check_entrypoint(argv, f"{path.name}: entrypoint", image=True)
+    assert configs, f"{path.name}: the entrypoint runs no experiment"
+    for cfg in configs:
+        # Stages size their pools from the GPUs present: asking for more fails the job at start.
+        assert gpus_needed(cfg) <= gpus, f"{path.name}: {cfg.name} needs {gpus_needed(cfg)} GPUs; the cluster has {gpus}"
+    # The job's cluster is sized for the job: no GPU idles for the whole run.
+    assert max(gpus_needed(cfg) for cfg in configs) == gpus, f"{path.name}: GPUs the job never uses"
+    if any(cfg.prompts.writer == "openai" for cfg in configs):
+        head_env = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
+        key = next((e for e in head_env if e["name"] == "OPENAI_API_KEY"), None)
+        assert key and key["valueFrom"]["secretKeyRef"]["name"], f"{path.name}: the driver needs OPENAI_API_KEY"
 
 
 def test_validators_reject_broken_configs():
@@ -382,8 +390,9 @@ def test_validators_reject_broken_configs():
     bad["spec"]["shutdownAfterJobFinish"] = bad["spec"].pop("shutdownAfterJobFinishes")
     fails(check_rayjob, job_path, bad)
     bad = copy.deepcopy(job)
-    bad["spec"]["entrypoint"] = bad["spec"]["entrypoint"].replace("generate.pool.actors=8", "generate.pool.actors=16")
+    bad["spec"]["entrypoint"] += " --set generate.pool.actors=16"
     fails(check_rayjob, job_path, bad)  # 16 one-GPU actors on an 8-GPU job cluster
+    check_rayjob(job_path, job)  # (and the unbroken one passes)
 
     fails(validate_runtime_env, {"env_var": {"A": "b"}}, "broken")  # misspelt: Ray would ignore it
     fails(validate_runtime_env, {"env_vars": {"A": 1}}, "broken")
@@ -456,13 +465,29 @@ def dry_run(submit_argv: list[str]) -> list[str]:
     return proc.stdout.splitlines()
 
 
-def check_entrypoint(argv: list[str], where: str, image: bool = False):
-    """A `ray-pipeline ...` entrypoint: valid CLI, existing config, shared run dir, valid overrides."""
+def check_entrypoint(argv: list[str], where: str, image: bool = False) -> list:
+    """A `ray-pipeline ...` entrypoint: valid CLI, existing config, shared paths, valid overrides.
+
+    Returns the experiment configs it would run (every trial's for a sweep, none for a report).
+    """
     from ray_pipeline.cli import build_parser
     from ray_pipeline.config import load_config
+    from ray_pipeline.sweep import load_sweep
 
     assert argv[0] == "ray-pipeline", f"{where}: entrypoint must be the ray-pipeline command"
     args = build_parser().parse_args(argv[1:])
+
+    def absolute(path: str) -> bool:
+        # A relative path would resolve inside the job's temporary copy of the working directory.
+        return path.startswith(("/", "$PWD/")) or "://" in path
+
+    def shared(path: str | None) -> bool:
+        return path is not None and (path.startswith(SHARED + "/") or "://" in path)
+
+    if args.command == "report":
+        for path in args.path:
+            assert absolute(path), f"{where}: report path {path} must be absolute or a URI"
+        return []
     config = args.config
     if image:
         assert config.startswith(IMAGE_WORKDIR + "/"), f"{where}: use the image's absolute config path"
@@ -470,9 +495,57 @@ def check_entrypoint(argv: list[str], where: str, image: bool = False):
     assert (REPO / config).is_file(), f"{where}: {config} does not exist"
     run_dir = args.run_dir
     assert run_dir, f"{where}: give --run-dir explicitly"
-    # A relative run directory would land in the job's temporary copy of the working directory.
-    assert run_dir.startswith(("/", "$PWD/")) or "://" in run_dir, f"{where}: --run-dir must be absolute or a URI"
-    return load_config(REPO / config, args.set)
+    assert absolute(run_dir), f"{where}: --run-dir must be absolute or a URI"
+    with tempfile.TemporaryDirectory() as tmp:
+        # The experiment validator wants the datasets on disk; a stand-in tree of empty files has
+        # the paths the file names, under a temporary directory instead of /mnt/shared/datasets.
+        staged = stand_in_datasets(REPO / config, Path(tmp))
+        if args.command == "sweep":
+            configs = [t.config for t in load_sweep(staged, args.set).trials]
+        else:
+            configs = [load_config(staged, args.set)]
+    if shared(run_dir):
+        # A cluster run: everything another node reads must be on shared storage too.
+        for cfg in configs:
+            assert shared(cfg.cache_dir), f"{where}: cache_dir {cfg.cache_dir} is node-local"
+            assert cfg.data_dir is None or shared(cfg.data_dir), f"{where}: data_dir {cfg.data_dir} is node-local"
+            if cfg.generate.backend == "cogvideox":
+                assert shared(cfg.generate.weights_cache), f"{where}: generate.weights_cache must be shared"
+    return configs
+
+
+def stand_in_datasets(config: Path, tmp: Path) -> Path:
+    """A copy of ``config`` whose ``/mnt/shared/datasets`` is ``tmp``, populated with empty files."""
+    text = config.read_text().replace(f"{SHARED}/datasets", str(tmp / "datasets"))
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if "root" in node and "splits" in node and str(node["root"]).startswith(str(tmp)):
+                Path(node["root"]).mkdir(parents=True, exist_ok=True)
+                base = Path(node.get("splits_dir") or node["root"])
+                for split in node["splits"]:
+                    for key in ("list", "labels"):
+                        (base / split[key]).parent.mkdir(parents=True, exist_ok=True)
+                        (base / split[key]).touch()
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(yaml.safe_load(text))
+    copy_path = tmp / config.name
+    copy_path.write_text(text)
+    return copy_path
+
+
+def gpus_needed(cfg) -> float:
+    """The most GPUs any one stage of ``cfg`` asks for at once."""
+    pools = [cfg.generate.pool, cfg.score.pool, cfg.evaluate.pool]
+    need = [p.actors * p.num_gpus for p in pools]
+    if cfg.train.use_gpu:
+        need.append(cfg.train.num_workers)
+    return max(need)
 
 
 def test_documented_submit_commands_run_ray_job_submit_as_required():

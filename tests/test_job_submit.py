@@ -47,7 +47,7 @@ pytestmark = pytest.mark.integration
 
 # Makes the quickstart a few seconds of work on two cores; each key is checked by the config
 # loader, so a renamed field fails the job (and this test) instead of being ignored.
-TINY_OVERRIDES = ["generate.clips_per_class=2"]
+TINY_OVERRIDES = ["generate.clips_per_class=2", "train.epochs=1", "train.warmup_epochs=0", "evaluate.num_clips=1"]
 
 DOC_GCS_PORT = "6379"
 DOC_DASHBOARD_PORT = "8265"
