@@ -624,12 +624,6 @@ class SweepTracker:
         self._runs: dict[str, str] = {}
         self._finished: set[str] = set()
 
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles callbacks into its experiment state; the client and caches stay behind.
-        state = dict(self.__dict__)
-        state.update(_client=None, _experiment_id=None, _runs={}, _finished=set())
-        return state
-
     @property
     def client(self) -> Any:
         if self._client is None:
