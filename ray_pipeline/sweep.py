@@ -851,6 +851,34 @@ def run_data_stages(sweep: Sweep, log: Callable[[str], None]) -> list[dict[str, 
     return out
 
 
+def prepare_trial_inputs(sweep: Sweep, log: Callable[[str], None]) -> None:
+    """Build (world) or check (real) every evaluation dataset and backbone once, on the driver.
+
+    The procedural world's datasets and CLIP are built on first use; doing it here keeps the
+    trials (whose drivers hold a fraction of a CPU) from building them, concurrently, and a
+    missing split file fails the sweep before any trial starts.
+    """
+    from ray_pipeline.evaluation.datasets import load_splits
+    from ray_pipeline.stages.score import resolve_model_path
+
+    done: set[str] = set()
+
+    def once(key: str, what: str, fn: Callable[[], Any]) -> None:
+        if key not in done:
+            done.add(key)
+            start = time.perf_counter()
+            fn()
+            log(f"[sweep] {what} ready ({time.perf_counter() - start:.1f}s)")
+
+    for t in sweep.trials:
+        c = t.config
+        once(json.dumps(["backbone", c.train.backbone, c.cache_dir]), f"backbone {c.train.backbone}",
+             lambda: resolve_model_path(c.train.backbone, str(c.resolved_cache_dir())))
+        for d in c.evaluate.datasets:
+            once(json.dumps(["dataset", d.model_dump(mode="json"), c.world.model_dump(mode="json"), c.cache_dir]),
+                 f"evaluation dataset {d.name}", lambda: load_splits(d, c))
+
+
 def _read_json(store: RunStore, name: str) -> Any:
     return json.loads(store.read_text(name)) if store.exists(name) else None
 
@@ -906,6 +934,7 @@ def run_sweep(path: str, overrides: list[str], sweep_dir: str | None, *, dry_run
     status = "FAILED"
     try:
         stats = run_data_stages(sweep, log)
+        prepare_trial_inputs(sweep, log)
         history = _read_json(root, DATA_STATS) or []
         history.append({"launch": launch, "time": time.time(), "groups": stats})
         root.write_text(DATA_STATS, json.dumps(history, indent=2))
