@@ -203,13 +203,14 @@ class SplitConfig(StrictModel):
 class DatasetConfig(StrictModel):
     """A video dataset in the real datasets' layout (HMDB-51/UCF-101/K600 as ViFi-CLIP ships them).
 
-    ``root`` is where the split files' relative video paths start; ``world:<name>`` names one of
-    the procedural world's datasets, built on first use under ``cache_dir``.
+    ``root`` is where the split files' relative video paths start; ``world:<dataset>/videos``
+    is inside one of the procedural world's datasets, built on first use under ``cache_dir``.
     """
 
     name: str
     root: str
-    splits_dir: str | None = Field(None, description="where list/label files live; default: root")
+    splits_dir: str | None = Field(
+        None, description="where list/label files live (default: root); may be world:<dataset> too")
     splits: list[SplitConfig] = Field(min_length=1)
     top5: bool = False
     # HMDB's split files label kick=20/kick_ball=21, sword=44/sword_exercise=45; the CSV says the

@@ -71,19 +71,20 @@ def read_split_list(path: str | os.PathLike, num_classes: int) -> list[tuple[str
     return entries
 
 
-def resolve_root(ds: DatasetConfig, cfg: ExperimentConfig) -> Path:
-    """The dataset's video root; ``world:<name>`` builds the world's datasets on first use."""
-    if ds.is_world:
+def resolve_path(path: str, cfg: ExperimentConfig) -> Path:
+    """A dataset path; ``world:<dataset>/<sub>`` is under the procedural world's datasets, built
+    on first use (``world.sizes``) in ``cache_dir``."""
+    if path.startswith("world:"):
         from ray_pipeline.world.datasets import ensure_world_datasets
 
         built = ensure_world_datasets(cfg.resolved_cache_dir(), **cfg.world.sizes)
-        return Path(built) / ds.root.split(":", 1)[1]
-    return Path(os.path.expanduser(ds.root))
+        return Path(built) / path.split(":", 1)[1]
+    return Path(os.path.expanduser(path))
 
 
 def load_splits(ds: DatasetConfig, cfg: ExperimentConfig) -> list[Split]:
-    root = resolve_root(ds, cfg)
-    base = Path(os.path.expanduser(ds.splits_dir)) if ds.splits_dir else root
+    root = resolve_path(ds.root, cfg)
+    base = resolve_path(ds.splits_dir, cfg) if ds.splits_dir else root
     splits = []
     for split in ds.splits:
         names = read_labels(base / split.labels)
