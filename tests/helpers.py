@@ -64,3 +64,34 @@ def write_synthetic_clips(store: RunStore, cfg: ExperimentConfig, *, frames: int
     store.manifest("generate", "clip_id").write_part(table)
     store.manifest("score", "score_id").write_part(pa.Table.from_pylist(score_rows))
     return table
+
+
+def write_tiny_dataset(root, classes: list[str], per_class: int, *, broken: bool = False,
+                       seed: int = 1) -> dict:
+    """A dataset in the real layout (class folders of mp4s, two split lists, a label CSV), as a
+    ``DatasetConfig`` dict; ``broken`` adds an unreadable video to each split."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from ray_pipeline.video_io import write_mp4
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    (root / "labels.csv").write_text("id,name\n" + "".join(f"{i},{c}\n" for i, c in enumerate(classes)))
+    lines = []
+    for k, c in enumerate(classes):
+        for j in range(per_class):
+            rel = f"videos/{c.replace(' ', '_')}/v{j}.mp4"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            write_mp4(rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), str(root / rel))
+            lines.append(f"{rel} {k}")
+    extra = []
+    if broken:
+        (root / "videos" / "broken.mp4").write_bytes(b"not a video")
+        extra = ["videos/broken.mp4 0"]
+    for i in (1, 2):
+        (root / f"val{i}.txt").write_text("\n".join(lines[i - 1::2] + extra) + "\n")
+    return {"name": "tiny", "root": str(root), "splits": [{"list": f"val{i}.txt", "labels": "labels.csv"}
+                                                           for i in (1, 2)]}

@@ -10,7 +10,7 @@ from ray_pipeline.config import DatasetConfig, ExperimentConfig, SplitConfig
 from ray_pipeline.evaluation.datasets import (DatasetError, HMDB_SWAPS, load_splits, read_labels,
                                               read_split_list)
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.video_io import write_mp4
+from tests.helpers import write_tiny_dataset
 
 SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "vifi-clip-splits"
 needs_splits = pytest.mark.skipif(not SPLITS.is_dir(), reason="../shared/data/vifi-clip-splits not present")
@@ -52,32 +52,12 @@ def test_missing_dataset_path_fails_at_validation(tmp_path):
         DatasetConfig(name="hmdb51", root=str(tmp_path), splits=[SplitConfig(list="val1.txt", labels="l.csv")])
 
 
-def _tiny_dataset(root: Path, classes: list[str], per_class: int) -> DatasetConfig:
-    """A dataset in the real layout: class folders of mp4s, split lists, a label CSV."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True)
-    (root / "labels.csv").write_text("id,name\n" + "".join(f"{i},{c}\n" for i, c in enumerate(classes)))
-    lines = []
-    for k, c in enumerate(classes):
-        for j in range(per_class):
-            rel = f"videos/{c.replace(' ', '_')}/v{j}.mp4"
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            write_mp4(rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), str(root / rel))
-            lines.append(f"{rel} {k}")
-    # An unreadable video: counted, not fatal.
-    (root / "videos" / "broken.mp4").write_bytes(b"not a video")
-    for i in (1, 2):
-        (root / f"val{i}.txt").write_text("\n".join(lines[i - 1::2] + ["videos/broken.mp4 0"]) + "\n")
-    return DatasetConfig(name="tiny", root=str(root), top5=True,
-                         splits=[SplitConfig(list=f"val{i}.txt", labels="labels.csv") for i in (1, 2)])
-
-
 @pytest.mark.integration
 def test_evaluate_stage_summary_matches_its_rows(tmp_path, ray_cluster, tiny_clip):
     from ray_pipeline.stages.evaluate import BASELINE, run_evaluate
 
     classes = ["brush hair", "wave", "run", "jump", "walk", "clap"]
-    ds = _tiny_dataset(tmp_path / "data", classes, per_class=3)
+    ds = DatasetConfig(**write_tiny_dataset(tmp_path / "data", classes, per_class=3, broken=True), top5=True)
     cfg = ExperimentConfig.model_validate({
         "ray": {"num_cpus": 2}, "train": {"backbone": tiny_clip, "num_frames": 4},
         "evaluate": {"datasets": [ds.model_dump()], "num_clips": 2, "pool": {"batch_size": 4}}})

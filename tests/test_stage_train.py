@@ -93,3 +93,31 @@ def test_rerun_continues_and_final_model_loads_without_pickle(tmp_path, ray_clus
 
     state = torch.load(f"{result['phases'][0]['checkpoint']}/train_state.pt", weights_only=True)
     assert state["epoch"] == 1
+
+
+def test_merge_records_unions_classes_by_name():
+    from ray_pipeline.stages.train import merge_records
+
+    a = {"class_names": ["wave", "run"], "videos": ["a0", "a1"], "labels": [1, 0], "uncertainty": [0.5, 0.1],
+         "clip_ids": ["a0", "a1"]}
+    b = {"class_names": ["jump", "wave"], "videos": ["b0", "b1"], "labels": [0, 1], "uncertainty": [0.0, 0.0],
+         "clip_ids": ["b0", "b1"]}
+    m = merge_records(a, b)
+    assert m["class_names"] == ["wave", "run", "jump"]
+    assert [m["class_names"][i] for i in m["labels"]] == ["run", "wave", "jump", "wave"]
+    assert m["uncertainty"] == [0.5, 0.1, 0.0, 0.0]
+
+
+def test_pretrain_on_synthetic_then_finetune_on_real(tmp_path, ray_cluster, tiny_clip):
+    from tests.helpers import write_tiny_dataset
+
+    real = write_tiny_dataset(tmp_path / "real", ["wave", "run", "clap", "walk"], per_class=4)
+    store = RunStore(tmp_path / "run")
+    cfg = _config(tiny_clip, model="vificlip", epochs=1, finetune_epochs=1, recipe="synthetic_then_real",
+                  real=real)
+    write_synthetic_clips(store, cfg)
+    stats = run_train(cfg, store, log=lambda _: None)
+    result = json.loads(store.read_text(RESULT))
+    assert [p["name"].split("-")[0] for p in result["phases"]] == ["synthetic", "real"]
+    assert result["model_dir"].startswith(result["phases"][1]["checkpoint"])
+    assert stats["epochs"] == 1
