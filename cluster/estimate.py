@@ -106,7 +106,8 @@ def dataset_markdown(seconds_per_clip: dict[str, float], gpus: int, clips_per_cl
     for dataset, classes in CLASSES.items():
         n = classes * clips_per_class
         hours = [n * seconds_per_clip[g] / 3600 for g in gpu_names]
-        row = [dataset, str(classes), f"{n:,}"] + [f"{h:,.1f}" for h in hours] + [f"{h / gpus:,.1f} h" for h in hours]
+        row = [dataset, str(classes), f"{n:,}"] + [f"{h:,.1f}" for h in hours]
+        row += [f"{h / gpus:,.1f} h" for h in hours]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -27,7 +27,15 @@ import pytest
 import ray
 import yaml
 
-from tests.cluster_docs import DOC, REPO, entrypoint, option, shell_blocks, submit_commands, walkthrough_commands
+from tests.cluster_docs import (
+    DOC,
+    REPO,
+    entrypoint,
+    option,
+    shell_blocks,
+    submit_commands,
+    walkthrough_commands,
+)
 
 CLUSTER = REPO / "cluster"
 SUBMIT = CLUSTER / "submit.sh"
@@ -265,7 +273,7 @@ def check_pod_template(template: dict, where: str, gpu: bool) -> list[dict]:
     mounts = {m["mountPath"]: m["name"] for m in ray_container.get("volumeMounts", [])}
     assert SHARED in mounts, f"{where}: shared storage must be mounted at {SHARED}"
     claim = volumes[mounts[SHARED]].get("persistentVolumeClaim", {}).get("claimName")
-    assert claim in shared_claims(), f"{where}: {SHARED} must be the PVC of cluster/kuberay/shared-storage.yaml"
+    assert claim in shared_claims(), f"{where}: {SHARED} must be cluster/kuberay/shared-storage.yaml's PVC"
     env = {e["name"]: e.get("value") for e in ray_container.get("env", [])}
     assert env.get("HF_HOME", "").startswith(SHARED + "/"), f"{where}: HF_HOME must be on shared storage"
     assert env.get("MLFLOW_TRACKING_URI") == mlflow_service_uri(), f"{where}: MLFLOW_TRACKING_URI"
@@ -297,7 +305,8 @@ def check_ray_cluster_spec(spec: dict, where: str) -> int:
     check_keys(head, "HeadGroupSpec", f"{where}.headGroupSpec")
     for k, v in head.get("rayStartParams", {}).items():
         assert isinstance(v, str), f"{where}: rayStartParams.{k} must be a string (KubeRay's type)"
-    images = {c["image"] for c in check_pod_template(head["template"], f"{where}.headGroupSpec", gpu=False)[:1]}
+    head_containers = check_pod_template(head["template"], f"{where}.headGroupSpec", gpu=False)
+    images = {head_containers[0]["image"]}
     groups = spec["workerGroupSpecs"]
     assert groups, f"{where}: no worker groups"
     gpus_at_start = 0
@@ -352,13 +361,14 @@ def check_rayjob(path: Path, doc: dict) -> None:
     assert configs, f"{path.name}: the entrypoint runs no experiment"
     for cfg in configs:
         # Stages size their pools from the GPUs present: asking for more fails the job at start.
-        assert gpus_needed(cfg) <= gpus, f"{path.name}: {cfg.name} needs {gpus_needed(cfg)} GPUs; the cluster has {gpus}"
+        need = gpus_needed(cfg)
+        assert need <= gpus, f"{path.name}: {cfg.name} needs {need} GPUs, the job has {gpus}"
     # The job's cluster is sized for the job: no GPU idles for the whole run.
     assert max(gpus_needed(cfg) for cfg in configs) == gpus, f"{path.name}: GPUs the job never uses"
     if any(cfg.prompts.writer == "openai" for cfg in configs):
         head_env = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
         key = next((e for e in head_env if e["name"] == "OPENAI_API_KEY"), None)
-        assert key and key["valueFrom"]["secretKeyRef"]["name"], f"{path.name}: the driver needs OPENAI_API_KEY"
+        assert key and key["valueFrom"]["secretKeyRef"]["name"], f"{path.name}: driver needs OPENAI_API_KEY"
 
 
 def test_validators_reject_broken_configs():
@@ -371,7 +381,8 @@ def test_validators_reject_broken_configs():
             check(*args)
 
     bad = copy.deepcopy(aws)
-    bad["available_node_types"]["gpu_a100"]["node_cofig"] = bad["available_node_types"]["gpu_a100"].pop("node_config")
+    a100 = bad["available_node_types"]["gpu_a100"]
+    a100["node_cofig"] = a100.pop("node_config")
     fails(check_launcher, bad)  # Ray's schema: node_config is required
     bad = copy.deepcopy(aws)
     bad["available_node_types"]["gpu_a100"]["resources"]["GPU"] = 4
@@ -381,7 +392,8 @@ def test_validators_reject_broken_configs():
     fails(check_launcher, bad)
 
     bad = copy.deepcopy(rc["spec"])
-    bad["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"]["limits"].pop("nvidia.com/gpu")
+    worker = bad["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]
+    worker["resources"]["limits"].pop("nvidia.com/gpu")
     fails(check_ray_cluster_spec, bad, "broken")
     bad = copy.deepcopy(rc["spec"])
     bad["headGroupSpec"]["rayStartParams"]["num-cpus"] = 0  # KubeRay wants strings
@@ -508,7 +520,7 @@ def check_entrypoint(argv: list[str], where: str, image: bool = False) -> list:
         # A cluster run: everything another node reads must be on shared storage too.
         for cfg in configs:
             assert shared(cfg.cache_dir), f"{where}: cache_dir {cfg.cache_dir} is node-local"
-            assert cfg.data_dir is None or shared(cfg.data_dir), f"{where}: data_dir {cfg.data_dir} is node-local"
+            assert cfg.data_dir is None or shared(cfg.data_dir), f"{where}: data_dir {cfg.data_dir} is local"
             if cfg.generate.backend == "cogvideox":
                 assert shared(cfg.generate.weights_cache), f"{where}: generate.weights_cache must be shared"
     return configs

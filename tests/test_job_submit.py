@@ -45,9 +45,13 @@ from tests.cluster_docs import REPO, entrypoint, option, walkthrough_commands
 
 pytestmark = pytest.mark.integration
 
-# Makes the quickstart a few seconds of work on two cores; each key is checked by the config
-# loader, so a renamed field fails the job (and this test) instead of being ignored.
-TINY_OVERRIDES = ["generate.clips_per_class=2", "train.epochs=1", "train.warmup_epochs=0", "evaluate.num_clips=1"]
+# Make the quickstart about a minute of work on two cores; each key is checked by the config
+# loader, so a renamed field fails the job (and this test) instead of being ignored. The world's
+# CLIP (score model and training backbone) is swapped for conftest's tiny random CLIP: building
+# the world's one from scratch takes ~15 minutes when the package does not ship it.
+TINY_OVERRIDES = ["generate.clips_per_class=2", "train.epochs=1", "train.warmup_epochs=0",
+                  "evaluate.num_clips=1", "evaluate.baseline=false"]
+CLIP_FIELDS = ["score.model", "train.backbone"]
 
 DOC_GCS_PORT = "6379"
 DOC_DASHBOARD_PORT = "8265"
@@ -107,8 +111,9 @@ def processes_with_env(marker: str) -> list[int]:
 class LocalHead:
     """Runs the documented commands against a private Ray head, and tears it all down."""
 
-    def __init__(self, run_dir: Path, work: Path) -> None:
+    def __init__(self, run_dir: Path, work: Path, overrides: list[str]) -> None:
         self.run_dir = run_dir
+        self.overrides = overrides
         self.work = work
         # Short: Ray's unix socket paths (<temp>/session_<date>_<pid>/sockets/...) must stay
         # under the 107-byte limit, which pytest's tmp_path would exceed.
@@ -196,7 +201,7 @@ class LocalHead:
         ep = list(argv[ep_start:])
         assert "--run-dir" in ep, f"documented submit has no --run-dir: {shlex.join(argv)}"
         ep[ep.index("--run-dir") + 1] = str(self.run_dir)
-        for override in TINY_OVERRIDES:
+        for override in self.overrides:
             ep += ["--set", override]
         return argv[:ep_start] + ep
 
@@ -207,7 +212,7 @@ class LocalHead:
                 return
             self.stop(grace_s=30)
             if attempt + 1 < attempts:
-                self.transcript.append(f"ray start failed; retrying on new ports:\n{self._tail(self.head_log)}")
+                self.transcript.append("ray start failed, retrying:\n" + self._tail(self.head_log))
                 self._pick_ports()
         raise AssertionError(f"ray start exited with {self.head.returncode}:\n{self._tail(self.head_log)}")
 
@@ -248,7 +253,8 @@ class LocalHead:
             if self._api("/api/version") is not None and self._api("/api/jobs/") is not None:
                 return True
             time.sleep(1)
-        raise AssertionError(f"the head did not answer within {HEAD_START_TIMEOUT_S}s:\n{self._tail(self.head_log)}")
+        raise AssertionError(f"the head did not answer within {HEAD_START_TIMEOUT_S}s:\n"
+                             f"{self._tail(self.head_log)}")
 
     def _api(self, path: str, token: bool = True) -> object | None:
         """GET the dashboard's JSON API; None if it does not answer 200."""
@@ -281,7 +287,8 @@ class LocalHead:
                                   timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
             out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            raise AssertionError(f"{shlex.join(argv)} did not finish in {timeout}s; output so far:\n{out[-4000:]}")
+            raise AssertionError(f"{shlex.join(argv)} did not finish in {timeout}s; output so far:\n"
+                                 f"{out[-4000:]}") from None
         self.transcript.append(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise AssertionError(f"{shlex.join(argv)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n"
@@ -335,7 +342,7 @@ def read_manifest(folder: Path) -> pa.Table:
                             promote_options="permissive")
 
 
-def test_documented_local_submission(tmp_path):
+def test_documented_local_submission(tmp_path, tiny_clip):
     commands = walkthrough_commands()
     submit = [c for c in commands if c[0] == "cluster/submit.sh"]
     assert len(submit) == 1, "the tested block must submit exactly one job"
@@ -347,13 +354,14 @@ def test_documented_local_submission(tmp_path):
     user_token_before = user_token.read_bytes() if user_token.exists() else None
 
     run_dir = tmp_path / "run"
-    head = LocalHead(run_dir, tmp_path)
+    overrides = TINY_OVERRIDES + [f"{field}={tiny_clip}" for field in CLIP_FIELDS]
+    head = LocalHead(run_dir, tmp_path, overrides)
     started = time.monotonic()
     try:
         for argv in commands:
             if argv == ["ray", "stop"]:
                 # Before stopping: the head enforces auth, and the job's record says SUCCEEDED.
-                assert head.api_status_code("/api/jobs/") == 401, "the head accepted a request without the token"
+                assert head.api_status_code("/api/jobs/") == 401, "the head answered without the token"
                 info = head.job_info(submission_id)
             head.run_documented(argv)
         leftovers = head.stop()
@@ -367,9 +375,10 @@ def test_documented_local_submission(tmp_path):
     assert head.steps[-1] == "stop", f"the tested block must end with `ray stop`; ran {head.steps}"
     for step in ("activate", "export RAY_AUTH_MODE", "token", "start", "submit", "logs", "status"):
         assert step in head.steps, f"the tested block is missing the {step!r} step; ran {head.steps}"
-    assert head.steps.index("export RAY_AUTH_MODE") < head.steps.index("start"), "token auth must be on before ray start"
+    assert head.steps.index("export RAY_AUTH_MODE") < head.steps.index("start"), "auth before ray start"
 
-    assert info["status"] == "SUCCEEDED", f"job ended {info['status']}: {info.get('message')}\n{head.outputs.get('logs', '')[-6000:]}"
+    assert info["status"] == "SUCCEEDED", (
+        f"job ended {info['status']}: {info.get('message')}\n{head.outputs.get('logs', '')[-6000:]}")
     assert f"Job '{submission_id}' succeeded" in head.outputs["status"]
     assert info["runtime_env"]["working_dir"].startswith("gcs://"), "the working directory was not uploaded"
     assert head.head.returncode is not None, "the head is still running"
@@ -388,4 +397,19 @@ def test_documented_local_submission(tmp_path):
     for uri in generated.column("video_uri").to_pylist():
         path = Path(uri)
         assert path.is_relative_to(run_dir) and path.is_file() and path.stat().st_size > 0, uri
+    # The rest of the quickstart: a trained model and the zero-shot summary.
+    assert (run_dir / "train" / "result.json").is_file()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["models"], "summary.json has no evaluated model"
+    # MLflow: runs in the run directory's sqlite, and their artifacts (each stage's config.yaml)
+    # there too. MLflow's default artifact root is ./mlruns of the *current directory*, which for a
+    # job is Ray's temporary copy of the working directory, deleted with the session.
+    import sqlite3
+
+    with sqlite3.connect(run_dir / "mlflow.db") as db:
+        stages = [name for (name,) in db.execute("SELECT name FROM runs")]
+        artifact_uris = [uri for (uri,) in db.execute("SELECT artifact_uri FROM runs")]
+    assert {"quickstart/generate", "quickstart/score"} <= set(stages), stages
+    outside = [u for u in artifact_uris if not u.removeprefix("file://").startswith(str(run_dir))]
+    assert not outside, f"MLflow artifacts written outside the run directory: {outside[:2]}"
     print(f"documented local submission: {elapsed:.1f}s from ray start to stop")
