@@ -47,7 +47,12 @@ def stage_run(cfg: ExperimentConfig, store: RunStore, stage: str,
     """An MLflow run for one stage invocation, with the resolved config as params and artifact."""
     import mlflow
 
-    mlflow.set_tracking_uri(resolve_tracking_uri(cfg, store))
+    uri = resolve_tracking_uri(cfg, store)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(cfg.mlflow.experiment) is None and uri.startswith("sqlite:"):
+        # MLflow's default artifact root is ./mlruns in the current directory: under `ray job
+        # submit` that is a temporary copy of the working dir. Keep artifacts in the run directory.
+        mlflow.create_experiment(cfg.mlflow.experiment, artifact_location=store.uri("mlartifacts"))
     mlflow.set_experiment(cfg.mlflow.experiment)
     tags = {"run_dir": store.root, "stage": stage, "experiment_name": cfg.name, **(extra_tags or {})}
     with mlflow.start_run(run_name=f"{cfg.name}/{stage}", tags=tags) as run:
