@@ -130,7 +130,9 @@ class Manifest:
         tables = []
         for part in self.parts():
             try:
-                tables.append(pq.read_table(io.BytesIO(self.store.read_bytes(part))))
+                # Parts are small; single-threaded reads also avoid an abort in arrow's thread
+                # pool at interpreter exit seen in short-lived processes.
+                tables.append(pq.read_table(io.BytesIO(self.store.read_bytes(part)), use_threads=False))
             except (pa.ArrowInvalid, OSError) as exc:
                 raise ValueError(f"corrupt manifest part {self.store.uri(part)}: {exc}") from exc
         if not tables:
