@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -30,22 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_dataset(root: Path, classes: list[str], per_class: int) -> dict:
     """An evaluation dataset in the real layout (class folders of mp4s, split lists, label CSV)."""
-    from ray_pipeline.video_io import write_mp4
+    from tests.helpers import write_tiny_dataset
 
-    rng = np.random.default_rng(1)
-    root.mkdir(parents=True)
-    (root / "labels.csv").write_text("id,name\n" + "".join(f"{i},{c}\n" for i, c in enumerate(classes)))
-    lines = []
-    for k, c in enumerate(classes):
-        for j in range(per_class):
-            rel = f"videos/{c.replace(' ', '_')}/v{j}.mp4"
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            write_mp4(rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8), str(root / rel))
-            lines.append(f"{rel} {k}")
-    for i in (1, 2):
-        (root / f"val{i}.txt").write_text("\n".join(lines[i - 1::2]) + "\n")
-    return {"name": "tiny", "root": str(root), "splits": [{"list": f"val{i}.txt", "labels": "labels.csv"}
-                                                           for i in (1, 2)]}
+    return write_tiny_dataset(root, classes, per_class)
 
 
 def tiny_sweep_file(path: Path, cogvideox: str, clip: str, dataset: dict, **axes) -> Path:
