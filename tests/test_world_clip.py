@@ -131,3 +131,38 @@ def test_basic_prompts_are_less_diverse_than_ie(clip):
     assert ie > 1.5 * basic, (basic, ie)
     # Davies-Bouldin: Basic's classes are tight clusters, IE's are spread out.
     assert davies_bouldin_score(*feats["basic"]) < davies_bouldin_score(*feats["ie"])
+
+
+def test_interrupted_pretraining_resumes_to_the_same_model(tmp_path):
+    """A pre-training killed after a checkpoint and rerun into the same directory continues from
+    that step and ends with the weights of an uninterrupted run."""
+    import torch
+    from safetensors.torch import load_file
+
+    from ray_pipeline.world.clip import WorldClipConfig, pretrain
+
+    cfg = WorldClipConfig(steps=6, eval_every=2, batch_size=8, pool_clips=24, warmup_steps=2, threads=1)
+    straight = pretrain(tmp_path / "straight", cfg, log=lambda msg: None)
+
+    class Killed(Exception):
+        pass
+
+    def die_at_step_4(msg: str) -> None:  # after step 2's checkpoint, before step 4's is written
+        if msg.startswith("step 4:"):
+            raise Killed
+
+    with pytest.raises(Killed):
+        pretrain(tmp_path / "resumed", cfg, log=die_at_step_4)
+    assert (tmp_path / "resumed" / "pretrain_checkpoint.pt").is_file()
+    logs: list[str] = []
+    resumed = pretrain(tmp_path / "resumed", cfg, log=logs.append)
+    assert "resumed at step 2" in logs
+    assert not (tmp_path / "resumed" / "pretrain_checkpoint.pt").exists()
+    assert resumed["steps_done"] == straight["steps_done"] == 6
+    assert [h["step"] for h in resumed["history"]] == [2, 4, 6]
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in straight["history"]]
+    a = load_file(tmp_path / "straight" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)

@@ -72,6 +72,7 @@ class WorldClipConfig:
     batch_size: int = 128
     lr: float = 2e-3
     warmup_steps: int = 150
+    eval_every: int = 200  # held-out zero-shot check and resumable checkpoint, every this many steps
     weight_decay: float = 0.05
     pool_clips: int = 9000  # pre-rendered web clips (frames kept per clip: pool_frames)
     pool_frames: int = 4
@@ -464,11 +465,23 @@ def pretrain(out: str | os.PathLike, cfg: WorldClipConfig = WorldClipConfig(), l
         model.train()
         return acc
 
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "pretrain_checkpoint.pt"
+    history: list[dict[str, Any]] = []
+    start, before = 0, 0.0  # steps and training seconds of earlier, interrupted sessions
+    if ckpt.is_file():  # resume an interrupted run: same pool, same caption stream, same step
+        state = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        start, history, before = state["step"], state["history"], state["train_seconds"]
+        log(f"resumed at step {start}")
     model.train()
-    history = []
-    step = 0
+    done = start
     t_train = time.time()
-    for step in range(cfg.steps):
+    for step in range(start, cfg.steps):
         if time_budget_s is not None and time.time() - t_start > time_budget_s:
             log(f"time budget reached at step {step}")
             break
@@ -494,25 +507,32 @@ def pretrain(out: str | os.PathLike, cfg: WorldClipConfig = WorldClipConfig(), l
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        if (step + 1) % 200 == 0 or step + 1 == cfg.steps:
+        done = step + 1
+        if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             acc = holdout_accuracy()
-            history.append({"step": step + 1, "loss": round(float(loss), 4), "holdout_zero_shot": acc,
+            history.append({"step": step + 1, "loss": round(float(loss.detach()), 4), "holdout_zero_shot": acc,
                             "seconds": round(time.time() - t_start, 1)})
-            log(f"step {step + 1}: loss {float(loss):.3f}, zero-shot on held-out world_hmdb-style clips "
-                f"{acc:.3f} (chance {1 / len(hclasses):.3f}), {time.time() - t_start:.0f}s")
+            log(f"step {step + 1}: loss {float(loss.detach()):.3f}, zero-shot on held-out world_hmdb-style "
+                f"clips {acc:.3f} (chance {1 / len(hclasses):.3f}), {time.time() - t_start:.0f}s")
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "step": step + 1, "history": history,
+                        "train_seconds": before + time.time() - t_train}, tmp)
+            os.replace(tmp, ckpt)
     final_acc = holdout_accuracy()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     model.eval()
     model.save_pretrained(out, safe_serialization=True)
     save_tokenizer(tokenizer, out)
     processor.save_pretrained(out)
-    meta = {"world_version": WORLD_VERSION, "config": asdict(cfg), "steps_done": step + 1,
-            "render_seconds": round(t_render, 1), "train_seconds": round(time.time() - t_train, 1),
-            "total_seconds": round(time.time() - t_start, 1), "holdout_zero_shot_top1": final_acc,
+    train_seconds = before + time.time() - t_train
+    meta = {"world_version": WORLD_VERSION, "config": asdict(cfg), "steps_done": done,
+            "render_seconds": round(t_render, 1), "train_seconds": round(train_seconds, 1),
+            "total_seconds": round(t_render + train_seconds, 1), "holdout_zero_shot_top1": final_acc,
             "holdout_chance": 1 / len(hclasses), "history": history, "rare_actions": sorted(rare),
             "command": f"python -m ray_pipeline.world.clip --out DIR --seed {cfg.seed}"}
     (out / "world_clip.json").write_text(json.dumps(meta, indent=2) + "\n")
+    if done >= cfg.steps:  # a run stopped by its time budget keeps its checkpoint to continue from
+        ckpt.unlink(missing_ok=True)
     return meta
 
 

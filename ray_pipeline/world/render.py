@@ -201,6 +201,8 @@ def forward_kinematics(p: Pose, b: Body) -> dict[str, np.ndarray]:
     return j
 
 
+Joints = dict[str, np.ndarray]
+
 POINT_JOINTS = ("pelvis", "neck", "head", "shoulder_r", "shoulder_l", "elbow_r", "elbow_l", "hand_r",
                 "hand_l", "hip_r", "hip_l", "knee_r", "knee_l", "foot_r", "foot_l")
 
@@ -248,12 +250,12 @@ def reach(dx: np.ndarray | float, dy: np.ndarray | float) -> tuple[np.ndarray, n
     return (phi - alpha).astype(F32), (PI - inner).astype(F32)
 
 
-def m_idle(c, u, a):
+def m_idle(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     return p.set(lean=0.03 * _sin(c, 0.5), sh_r=0.08 + 0.05 * _sin(c, 0.5), sh_l=-0.06 - 0.04 * _sin(c, 0.5))
 
 
-def m_walk(c, u, a):
+def m_walk(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = _sin(c)
     return p.set(hp_r=0.42 * a * s, hp_l=-0.42 * a * s,
@@ -262,7 +264,7 @@ def m_walk(c, u, a):
                  lift=0.012 * np.abs(np.cos(2 * PI * c)), lean=0.04)
 
 
-def m_run(c, u, a):
+def m_run(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = _sin(c)
     return p.set(hp_r=0.75 * a * s + 0.15, hp_l=-0.75 * a * s + 0.15,
@@ -271,7 +273,7 @@ def m_run(c, u, a):
                  lift=0.05 * np.abs(_sin(c, 1, 0.0)))
 
 
-def m_jump(c, u, a):
+def m_jump(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     crouch = kf(f, [(0, 0.15), (0.28, 1.0), (0.38, 0.0), (0.72, 0.0), (0.84, 0.9), (1.0, 0.15)])
@@ -281,7 +283,7 @@ def m_jump(c, u, a):
                  lean=0.45 * crouch, sh_r=arms, sh_l=arms - 0.1, el_r=0.2, el_l=0.2, lift=0.24 * a * air)
 
 
-def m_jumping_jack(c, u, a):
+def m_jumping_jack(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     s = (1 - np.cos(2 * PI * c)).astype(F32) / 2
     arm = 0.15 + 2.65 * a * s
@@ -290,21 +292,21 @@ def m_jumping_jack(c, u, a):
                  lift=0.05 * np.abs(_sin(c, 0.5)))
 
 
-def m_squat(c, u, a):
+def m_squat(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = (1 - np.cos(2 * PI * c)).astype(F32) / 2 * a
     return p.set(hp_r=1.55 * s, hp_l=1.5 * s, kn_r=2.15 * s, kn_l=2.1 * s, lean=0.7 * s,
                  sh_r=0.1 + 1.45 * s, sh_l=0.05 + 1.45 * s, el_r=0.05, el_l=0.05)
 
 
-def m_lunge(c, u, a):
+def m_lunge(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = (1 - np.cos(2 * PI * c)).astype(F32) / 2 * a
     return p.set(hp_r=0.25 + 0.95 * s, kn_r=0.1 + 1.35 * s, hp_l=-0.25 - 0.35 * s, kn_l=0.1 + 1.45 * s,
                  lean=0.02, sh_r=-0.35, el_r=1.9, sh_l=-0.3, el_l=1.9)
 
 
-def m_push_up(c, u, a):
+def m_push_up(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = (1 - np.cos(2 * PI * c)).astype(F32) / 2 * a
     rot = -1.32 - 0.18 * s
@@ -314,7 +316,7 @@ def m_push_up(c, u, a):
                  hp_r=0.0, hp_l=0.02, kn_r=0.0, kn_l=0.0, head=-0.2)
 
 
-def m_sit_up(c, u, a):
+def m_sit_up(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = (1 - np.cos(2 * PI * c)).astype(F32) / 2 * a
     rot = np.full(len(c), 1.45, F32)
@@ -322,7 +324,7 @@ def m_sit_up(c, u, a):
                  sh_r=2.75, sh_l=2.7, el_r=2.2, el_l=2.2, head=0.2 * s)
 
 
-def m_pull_up(c, u, a):
+def m_pull_up(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     s = (1 - np.cos(2 * PI * c)).astype(F32) / 2 * a
     upper = 2.85 - 1.05 * s
@@ -331,7 +333,7 @@ def m_pull_up(c, u, a):
                  kn_r=0.55 + 0.1 * s, kn_l=0.6 + 0.1 * s)
 
 
-def m_climb(c, u, a):
+def m_climb(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     s = _sin(c)
     reach_r = 2.55 + 0.35 * s
@@ -341,7 +343,7 @@ def m_climb(c, u, a):
                  kn_l=0.5 + 0.7 * _pos(-s), lift=0.28 * u)
 
 
-def m_climb_stairs(c, u, a):
+def m_climb_stairs(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = _sin(c)
     return p.set(hp_r=0.35 + 0.55 * a * s, hp_l=0.35 - 0.55 * a * s,
@@ -349,7 +351,7 @@ def m_climb_stairs(c, u, a):
                  sh_r=-0.35 * s, sh_l=0.35 * s, el_r=0.35, el_l=0.35, lean=0.18)
 
 
-def m_drink(c, u, a):
+def m_drink(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     s = kf(f, [(0, 0.0), (0.3, 1.0), (0.7, 1.0), (1.0, 0.0)]) * a
@@ -357,33 +359,33 @@ def m_drink(c, u, a):
     return p.set(sh_r=sh, el_r=el, head=-0.45 * s, lean=-0.08 * s, sh_l=-0.05, el_l=0.15)
 
 
-def m_eat(c, u, a):
+def m_eat(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = (1 - np.cos(2 * PI * c)).astype(F32) / 2 * a
     sh, el = reach(0.16 - 0.08 * s, -0.02 + 0.14 * s)  # from the bowl to the mouth
     return p.set(sh_r=sh, el_r=el, sh_l=0.45, el_l=1.35, head=0.12 + 0.08 * s, lean=0.12)
 
 
-def m_brush_hair(c, u, a):
+def m_brush_hair(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.3)
     s = (1 - np.cos(2 * PI * c)).astype(F32) / 2 * a
     return p.set(sh_r=2.55 - 0.85 * s, el_r=1.75 + 0.2 * s, head=0.15, sh_l=-0.05, el_l=0.15)
 
 
-def m_brush_teeth(c, u, a):
+def m_brush_teeth(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = _sin(c) * a
     sh, el = reach(0.1 + 0.025 * s, 0.12)  # the hand stays at the mouth and scrubs
     return p.set(sh_r=sh, el_r=el, head=0.05, sh_l=-0.05, el_l=0.15, lean=0.1)
 
 
-def m_wave(c, u, a):
+def m_wave(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     s = _sin(c)
     return p.set(sh_r=2.45, el_r=0.25 + 0.55 * a * s, sh_l=-0.12, el_l=-0.1)
 
 
-def m_clap(c, u, a):
+def m_clap(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     o = (1 + np.cos(2 * PI * c)).astype(F32) / 2 * a  # 0: hands together
     upper = 0.5 + 0.3 * o
@@ -391,7 +393,7 @@ def m_clap(c, u, a):
     return p.set(sh_r=upper, sh_l=-upper, el_r=fore - upper, el_l=-(fore - upper))
 
 
-def m_punch(c, u, a):
+def m_punch(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     er = _pos(_sin(c)) ** 2 * a
     el = _pos(-_sin(c)) ** 2 * a
@@ -399,7 +401,7 @@ def m_punch(c, u, a):
                  lean=0.15 + 0.1 * (er + el), hp_r=0.28, hp_l=-0.28, kn_r=0.25, kn_l=0.2)
 
 
-def m_kick(c, u, a):
+def m_kick(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     hip = kf(f, [(0, 0.0), (0.25, 1.0), (0.45, 1.85 * a), (0.6, 1.7), (0.85, 0.1), (1.0, 0.0)])
@@ -408,7 +410,7 @@ def m_kick(c, u, a):
     return p.set(hp_r=hip, kn_r=knee, hp_l=-0.1, kn_l=0.1, lean=lean, sh_r=0.55, el_r=1.9, sh_l=0.4, el_l=1.9)
 
 
-def m_kick_ball(c, u, a):
+def m_kick_ball(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     hip = kf(f, [(0, 0.0), (0.3, -0.7), (0.5, 0.6), (0.65, 1.15 * a), (1.0, 0.0)])
@@ -417,7 +419,7 @@ def m_kick_ball(c, u, a):
                  sh_l=0.7, el_r=0.3, el_l=0.3)
 
 
-def m_throw(c, u, a):
+def m_throw(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     sh = kf(f, [(0, 0.1), (0.35, -1.7), (0.5, -2.2), (0.62, 2.4), (0.7, 1.5), (0.85, 0.6), (1.0, 0.1)])
@@ -427,7 +429,7 @@ def m_throw(c, u, a):
                  el_l=0.3, hp_r=-0.2, hp_l=0.3, kn_r=0.2, kn_l=0.3)
 
 
-def m_catch(c, u, a):
+def m_catch(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     reach = kf(f, [(0, 0.0), (0.35, 1.0), (0.5, 1.0), (0.75, 0.35), (1.0, 0.0)])
@@ -436,14 +438,14 @@ def m_catch(c, u, a):
                  el_l=0.15 + 1.6 * pull, lean=0.15 * reach - 0.1 * pull, kn_r=0.25, kn_l=0.25, hp_r=0.2, hp_l=-0.15)
 
 
-def m_dribble(c, u, a):
+def m_dribble(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = _sin(c)
     return p.set(sh_r=0.65 + 0.15 * s * a, el_r=0.75 - 0.35 * s * a, sh_l=0.4, el_l=1.6, lean=0.3,
                  hp_r=0.45, hp_l=0.1, kn_r=0.75, kn_l=0.5)
 
 
-def m_golf(c, u, a):
+def m_golf(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     f = _frac(c)
     ang = kf(f, [(0, 0.0), (0.4, -2.3 * a), (0.55, -2.4 * a), (0.72, 0.3), (0.9, 2.4 * a), (1.0, 2.4 * a)])
@@ -451,7 +453,7 @@ def m_golf(c, u, a):
                  rot=-0.06 * np.sin(ang).astype(F32))
 
 
-def m_tennis(c, u, a):
+def m_tennis(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     sh = kf(f, [(0, 0.5), (0.35, -1.5 * a), (0.55, 1.6), (0.75, 2.4 * a), (1.0, 0.5)])
@@ -459,7 +461,7 @@ def m_tennis(c, u, a):
                  lean=0.1, hp_r=0.25, hp_l=-0.25, kn_r=0.25, kn_l=0.25)
 
 
-def m_sword(c, u, a):
+def m_sword(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     s = kf(f, [(0, 0.0), (0.3, 0.0), (0.5, 1.0 * a), (0.65, 1.0 * a), (0.9, 0.0), (1.0, 0.0)])
@@ -468,14 +470,14 @@ def m_sword(c, u, a):
                  x=0.16 * s)
 
 
-def m_sword_exercise(c, u, a):
+def m_sword_exercise(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     ang = (PI - 0.3 + 1.9 * a * _sin(c)).astype(F32)
     return p.set(sh_r=ang - 0.3, sh_l=ang + 0.3, el_r=0.15, el_l=-0.15, hp_r=0.3, hp_l=-0.3, kn_r=0.3,
                  kn_l=-0.3, x=0.04 * _sin(c, 1, 0.25))
 
 
-def m_tai_chi(c, u, a):
+def m_tai_chi(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     r = 1.2 + 0.9 * a * _sin(c)
     l = 1.2 + 0.9 * a * _sin(c, 1, 0.25)
@@ -483,7 +485,7 @@ def m_tai_chi(c, u, a):
                  hp_r=0.3, hp_l=-0.3, kn_r=0.35, kn_l=-0.35, x=0.06 * _sin(c, 1, 0.1), rot=0.05 * _sin(c))
 
 
-def m_dance(c, u, a):
+def m_dance(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     s = _sin(c)
     return p.set(rot=0.14 * a * s, x=0.05 * s, sh_r=0.4 + 2.2 * a * _pos(s), sh_l=-(0.4 + 2.2 * a * _pos(-s)),
@@ -492,7 +494,7 @@ def m_dance(c, u, a):
                  lift=0.03 * np.abs(_sin(c, 2)))
 
 
-def m_shoot_bow(c, u, a):
+def m_shoot_bow(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     f = _frac(c)
     draw = kf(f, [(0, 0.0), (0.45, 1.0), (0.75, 1.0), (0.8, 0.0), (1.0, 0.0)]) * a
@@ -500,25 +502,25 @@ def m_shoot_bow(c, u, a):
                  hp_l=-0.25, kn_r=0.05, kn_l=0.05)
 
 
-def m_handstand(c, u, a):
+def m_handstand(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     split = 0.12 + 0.3 * a * (1 - np.cos(2 * PI * c)).astype(F32) / 2
     return p.set(rot=PI + 0.07 * _sin(c), sh_r=PI - 0.22, sh_l=-(PI - 0.22), el_r=0.0, el_l=0.0,
                  hp_r=split, hp_l=-split, kn_r=0.05, kn_l=-0.05)
 
 
-def m_cartwheel(c, u, a):
+def m_cartwheel(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     f = _frac(c)
     return p.set(rot=-2 * PI * f, sh_r=2.65, sh_l=-2.65, el_r=0.0, el_l=0.0, hp_r=0.6 * a, hp_l=-0.6 * a,
                  kn_r=0.0, kn_l=0.0)
 
 
-def _sit_progress(u, a):
+def _sit_progress(u: np.ndarray, a: float) -> np.ndarray:
     return smoothstep(u, 0.15, 0.8)
 
 
-def m_sit(c, u, a):
+def m_sit(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = _sit_progress(u, a)
     bend = 4 * s * (1 - s)
@@ -527,11 +529,11 @@ def m_sit(c, u, a):
                  el_l=0.2 + 0.6 * s, x=-0.12 * s)
 
 
-def m_stand(c, u, a):
+def m_stand(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     return m_sit(c, 1.0 - u, a)
 
 
-def m_fall_floor(c, u, a):
+def m_fall_floor(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s = smoothstep(u, 0.15, 0.7)
     wob = 0.12 * np.sin(2 * PI * 2.5 * u).astype(F32) * (1 - s) * smoothstep(u, 0.0, 0.15)
@@ -540,21 +542,21 @@ def m_fall_floor(c, u, a):
                  x=0.15 * s, head=-0.3 * s)
 
 
-def m_ride_bike(c, u, a):
+def m_ride_bike(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     s, q = _sin(c), np.cos(2 * PI * c).astype(F32)
     return p.set(lean=0.45, sh_r=1.05, sh_l=1.0, el_r=0.35, el_l=0.35, hp_r=1.05 + 0.38 * s, hp_l=1.05 - 0.38 * s,
                  kn_r=1.35 + 0.5 * q, kn_l=1.35 - 0.5 * q, lift=np.full(len(c), 0.58, F32))
 
 
-def m_juggle(c, u, a):
+def m_juggle(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     s = _sin(c)
     return p.set(sh_r=0.35 + 0.12 * s, el_r=1.6 + 0.35 * s, sh_l=-(0.35 - 0.12 * s), el_l=-(1.6 - 0.35 * s),
                  head=-0.15)
 
 
-def m_jump_rope(c, u, a):
+def m_jump_rope(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     s = _sin(c)
     return p.set(sh_r=0.45 + 0.08 * s, sh_l=-(0.45 + 0.08 * s), el_r=0.7 + 0.2 * _sin(c, 1, 0.25),
@@ -562,7 +564,7 @@ def m_jump_rope(c, u, a):
                  kn_r=0.15, kn_l=-0.15)
 
 
-def m_swim(c, u, a):
+def m_swim(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 0.0)
     ang = (2 * PI * c).astype(F32)
     return p.set(rot=np.full(len(c), -PI / 2 + 0.05, F32), sh_r=ang, sh_l=ang + PI, el_r=0.25, el_l=0.25,
@@ -570,7 +572,7 @@ def m_swim(c, u, a):
                  lift=np.full(len(c), 0.12, F32))
 
 
-def m_hula_hoop(c, u, a):
+def m_hula_hoop(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     return p.set(x=0.035 * _sin(c), rot=0.07 * _sin(c, 1, 0.25), sh_r=2.2, sh_l=-2.2, el_r=0.7, el_l=-0.7,
                  kn_r=0.12 + 0.12 * _sin(c), kn_l=-0.12 + 0.12 * _sin(c))
@@ -581,22 +583,23 @@ def m_hula_hoop(c, u, a):
 # and returns shapes: (layer, kind, params). Layers: "back" (behind the body), "front".
 
 
-def _along(j, hand, elbow, length):
+def _along(j: Joints, hand: str, elbow: str, length: float) -> np.ndarray:
+    """The point ``length`` beyond the hand along the forearm (where a held tool ends)."""
     d = j[hand] - j[elbow]
     d = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-6)
     return j[hand] + d * length
 
 
-def p_brush_hair(j, c, u, b):
+def p_brush_hair(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     return [("front", "capsule", j["hand_r"], _along(j, "hand_r", "elbow_r", 0.09), 0.022, "black")]
 
 
-def p_brush_teeth(j, c, u, b):
+def p_brush_teeth(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     tip = j["hand_r"] + np.array([0.07, 0.02], F32)
     return [("front", "capsule", j["hand_r"], tip, 0.013, "teal")]
 
 
-def p_punch_bag(j, c, u, b):
+def p_punch_bag(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     n = len(c)
     hit = np.maximum(_pos(_sin(c)) ** 2, _pos(-_sin(c)) ** 2)
     sway = 0.03 * np.sin(2 * PI * c * 2 + 0.5).astype(F32) * hit
@@ -607,11 +610,12 @@ def p_punch_bag(j, c, u, b):
             ("front", "capsule", bag_top, bag_bot, 0.1, "red")]
 
 
-def _ball_after(start, vel, t, g=2.5):
+def _ball_after(start: np.ndarray, vel: np.ndarray, t: np.ndarray, g: float = 2.5) -> np.ndarray:
+    """A ballistic path: position after time ``t`` from ``start`` with velocity ``vel``."""
     return start + vel * t[:, None] + np.stack([np.zeros_like(t), -0.5 * g * t * t], -1)
 
 
-def p_kick_ball(j, c, u, b):
+def p_kick_ball(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     f = _frac(c)
     rest = np.stack([j["pelvis"][:, 0] * 0 + j["pelvis"][0, 0] + 0.2, np.full(len(c), 0.055, F32)], -1)
     dt = np.maximum(f - 0.5, 0).astype(F32) * 1.6
@@ -620,7 +624,7 @@ def p_kick_ball(j, c, u, b):
     return [("front", "circle", pos, 0.055, "white"), ("front", "circle", pos, 0.022, "black")]
 
 
-def p_dribble(j, c, u, b):
+def p_dribble(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     s = _sin(c)
     hand = j["hand_r"]
     h = (hand[:, 1] - 0.06) * (0.5 + 0.5 * s)  # the ball rises to the hand as the hand goes up
@@ -628,7 +632,7 @@ def p_dribble(j, c, u, b):
     return [("front", "circle", pos, 0.06, "orange")]
 
 
-def p_throw(j, c, u, b):
+def p_throw(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     f = _frac(c)
     dt = np.maximum(f - 0.66, 0).astype(F32) * 1.5
     release = j["hand_r"][np.argmin(np.abs(f - 0.66))] if len(f) else j["hand_r"][0]
@@ -637,7 +641,7 @@ def p_throw(j, c, u, b):
     return [("front", "circle", pos, 0.04, "white")]
 
 
-def p_catch(j, c, u, b):
+def p_catch(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     f = _frac(c)
     hands = (j["hand_r"] + j["hand_l"]) / 2
     contact = np.clip(f / 0.45, 0, 1)
@@ -648,7 +652,7 @@ def p_catch(j, c, u, b):
     return [("front", "circle", pos, 0.05, "yellow")]
 
 
-def p_juggle(j, c, u, b):
+def p_juggle(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     shapes = []
     mid = (j["hand_r"] + j["hand_l"]) / 2
     for i, col in enumerate(("red", "yellow", "blue")):
@@ -659,7 +663,7 @@ def p_juggle(j, c, u, b):
     return shapes
 
 
-def p_golf(j, c, u, b):
+def p_golf(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     hands = (j["hand_r"] + j["hand_l"]) / 2
     head = _along({"h": hands, "e": (j["elbow_r"] + j["elbow_l"]) / 2}, "h", "e", 0.42)
     ball = np.tile(np.array([[j["pelvis"][0, 0] + 0.02, 0.025]], F32), (len(c), 1))
@@ -667,27 +671,27 @@ def p_golf(j, c, u, b):
             ("back", "circle", ball, 0.025, "white")]
 
 
-def p_tennis(j, c, u, b):
+def p_tennis(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     base = _along(j, "hand_r", "elbow_r", 0.12)
     head = _along(j, "hand_r", "elbow_r", 0.26)
     return [("front", "capsule", j["hand_r"], base, 0.014, "black"),
             ("front", "ring", head, 0.075, 0.06, np.zeros(len(c), F32), 0.016, "red")]
 
 
-def p_sword(j, c, u, b):
+def p_sword(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     tip = _along(j, "hand_r", "elbow_r", 0.5)
     guard = _along(j, "hand_r", "elbow_r", 0.03)
     return [("front", "capsule", guard, tip, 0.013, "grey"), ("front", "circle", guard, 0.025, "yellow")]
 
 
-def p_sword_exercise(j, c, u, b):
+def p_sword_exercise(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     hands = (j["hand_r"] + j["hand_l"]) / 2
     elbows = (j["elbow_r"] + j["elbow_l"]) / 2
     tip = _along({"h": hands, "e": elbows}, "h", "e", 0.55)
     return [("front", "capsule", hands, tip, 0.013, "grey"), ("front", "circle", hands, 0.025, "yellow")]
 
 
-def p_shoot_bow(j, c, u, b):
+def p_shoot_bow(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     hand = j["hand_l"]
     top, bot = hand + np.array([-0.05, 0.26], F32), hand + np.array([-0.05, -0.26], F32)
     f = _frac(c)
@@ -702,7 +706,7 @@ def p_shoot_bow(j, c, u, b):
     return shapes
 
 
-def p_pull_up(j, c, u, b):
+def p_pull_up(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     n = len(c)
     y = float(np.mean((j["hand_r"][:, 1] + j["hand_l"][:, 1]) / 2))
     x0 = float(j["pelvis"][0, 0])
@@ -713,7 +717,7 @@ def p_pull_up(j, c, u, b):
             ("back", "capsule", right, right * np.array([1, 0], F32), 0.02, "grey")]
 
 
-def p_climb(j, c, u, b):
+def p_climb(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     n = len(c)
     x0 = float(j["pelvis"][0, 0])
     shapes = [("back", "rect", np.array([x0 - 0.45, 0.0, x0 + 0.45, 2.2], F32), "wood")]
@@ -727,7 +731,7 @@ def p_climb(j, c, u, b):
 STAIR_RUN, STAIR_RISE = 0.16, 0.075
 
 
-def p_climb_stairs(j, c, u, b):
+def p_climb_stairs(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     n = len(c)
     shapes = []
     x0 = float(j["pelvis"][0, 0]) - 0.2
@@ -738,19 +742,19 @@ def p_climb_stairs(j, c, u, b):
     return shapes
 
 
-def p_drink(j, c, u, b):
+def p_drink(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     top = j["hand_r"] + np.array([0.015, 0.045], F32)
     return [("front", "capsule", j["hand_r"] - np.array([-0.015, 0.02], F32), top, 0.03, "white")]
 
 
-def p_eat(j, c, u, b):
+def p_eat(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     bowl = j["hand_l"] + np.array([0.02, 0.02], F32)
     return [("front", "ellipse", bowl, 0.08, 0.035, "orange"),
             ("front", "capsule", j["hand_r"], j["hand_r"] + np.array([0.05, 0.03], F32), 0.012, "grey"),
             ("front", "circle", j["hand_r"] + np.array([0.05, 0.035], F32), 0.018, "yellow")]
 
 
-def p_chair(j, c, u, b):
+def p_chair(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     n = len(c)
     seat_y = b.shin + 0.02
     x0 = float(np.min(j["pelvis"][:, 0]))
@@ -763,7 +767,7 @@ def p_chair(j, c, u, b):
     return shapes
 
 
-def p_ride_bike(j, c, u, b):
+def p_ride_bike(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     n = len(c)
     pel = j["pelvis"]
     crank = pel + np.array([0.12, -0.4], F32)
@@ -786,7 +790,7 @@ def p_ride_bike(j, c, u, b):
     return shapes
 
 
-def p_jump_rope(j, c, u, b):
+def p_jump_rope(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     n = len(c)
     hr, hl = j["hand_r"], j["hand_l"]
     theta = (2 * PI * c).astype(F32)
@@ -805,19 +809,19 @@ def p_jump_rope(j, c, u, b):
     return shapes
 
 
-def p_swim(j, c, u, b):
+def p_swim(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     x0 = float(np.mean(j["pelvis"][:, 0]))
     return [("front", "rect", np.array([x0 - 3.0, -0.2, x0 + 3.0, 0.13], F32), "water", 0.6)]
 
 
-def p_hula_hoop(j, c, u, b):
+def p_hula_hoop(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     n = len(c)
     centre = j["pelvis"] + np.stack([0.05 * np.cos(2 * PI * c), np.full(n, 0.1, F32)], -1).astype(F32)
     tilt = (0.15 * np.sin(2 * PI * c)).astype(F32)
     return [("front", "ring", centre, 0.23, 0.05, tilt, 0.015, "pink")]
 
 
-def p_sit_up(j, c, u, b):
+def p_sit_up(j: Joints, c: np.ndarray, u: np.ndarray, b: Body) -> list[tuple]:
     x0 = float(np.mean(j["pelvis"][:, 0]))
     return [("back", "rect", np.array([x0 - 0.6, 0.0, x0 + 0.5, 0.02], F32), "blue")]
 
@@ -1157,8 +1161,8 @@ def _shade(col: np.ndarray, k: float) -> np.ndarray:
 
 
 def _draw_figure(cv: Canvas, j: dict[str, np.ndarray], ch: Character, b: Body, facing: float,
-                 colors: dict[str, np.ndarray]) -> list[tuple]:
-    """Draw the figure; returns nothing to draw later (hands-in-front is handled by the caller)."""
+                 colors: dict[str, np.ndarray]) -> None:
+    """Draw the figure, back to front: far limbs (shaded), hair, torso, near leg, head, near arm."""
     skin, top, bottom = colors["skin"], colors["top"], colors["bottom"]
     hair, acc, shoe = colors["hair"], colors["accessory"], np.array([0.12, 0.1, 0.1], F32)
     far = 0.72 if facing < 0.5 else 0.9  # the far-side limbs are in shadow
@@ -1230,7 +1234,6 @@ def _draw_figure(cv: Canvas, j: dict[str, np.ndarray], ch: Character, b: Body, f
     elif ch.accessory == "chef hat":
         cv.capsule(head + up * (hr * 0.9), head + up * (hr * 2.0), hr * 0.75, acc)
     arm("r", 1.0)
-    return []
 
 
 # --------------------------------------------------------------------------------------------
