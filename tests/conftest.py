@@ -37,3 +37,15 @@ def tiny_clip(tmp_path_factory) -> str:
     from ray_pipeline.tiny import build_tiny_clip
 
     return str(build_tiny_clip(tmp_path_factory.mktemp("tiny") / "clip"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine two OpenMP threads
+    spin-wait on every small op (30x slower steps were seen under load)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

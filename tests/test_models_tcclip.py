@@ -18,14 +18,7 @@ from ray_pipeline.models.tome import merge_tokens
 CLASSES = ["brush_hair", "ride bike", "ApplyEyeMakeup", "x"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine two OpenMP threads
-    spin-wait on every small op (30x slower steps were seen under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,7 @@ import torch
 from ray_pipeline.models.tome import bipartite_merge_step, merge_schedule, merge_tokens
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine two OpenMP threads
-    spin-wait on every small op (30x slower steps were seen under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_schedule_matches_tc_clip_vit_b16() -> None:

@@ -14,14 +14,7 @@ from ray_pipeline.models.tiny import save_tiny_clip
 CLASSES = ["brush_hair", "ride bike", "ApplyEyeMakeup"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine two OpenMP threads
-    spin-wait on every small op (30x slower steps were seen under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
