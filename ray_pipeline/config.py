@@ -378,24 +378,26 @@ def format_validation_error(exc: ValidationError, source: str, overrides: list[s
     return "\n".join(lines)
 
 
+def read_yaml_mapping(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (empty file: ``{}``); ``what`` names it in errors."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} file not found: {p}")
+    try:
+        loaded = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    loaded = loaded or {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
+    return loaded
+
+
 def load_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Load and validate an experiment YAML (``None``: defaults) with dotted overrides."""
     overrides = list(overrides or [])
     source = str(path) if path is not None else "<defaults>"
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
-        data = loaded
+    data = read_yaml_mapping(path, "config") if path is not None else {}
     data = apply_overrides(data, overrides)
     try:
         return ExperimentConfig.model_validate(data)

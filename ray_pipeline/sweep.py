@@ -51,12 +51,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError
 from ray import tune
 
 from ray_pipeline.config import (ConfigError, ExperimentConfig, StrictModel, apply_overrides,
-                                 format_validation_error)
+                                 format_validation_error, read_yaml_mapping)
 from ray_pipeline.ids import row_id
 from ray_pipeline.runstore import RunStore
 
@@ -272,18 +271,8 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
     axes (``--set 'train.seed={grid: [0, 1, 2]}'``). :func:`attach` then places it in a directory.
     """
     overrides = list(overrides or [])
-    p = Path(path)
     source = str(path)
-    if not p.is_file():
-        raise ConfigError(f"sweep file not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-    raw = raw or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: top level must be a mapping, got {type(raw).__name__}")
-    raw = apply_overrides(raw, overrides)
+    raw = apply_overrides(read_yaml_mapping(path, "sweep"), overrides)
     sweep_section = raw.pop("sweep", None) or {}
     try:
         settings = SweepSettings.model_validate(sweep_section)

@@ -374,7 +374,7 @@ def check_rayjob(path: Path, doc: dict) -> None:
 def test_validators_reject_broken_configs():
     """Negative controls: each validator above fails on a typical mistake."""
     (aws,) = [d for _, d in docs_of("ray-cluster-launcher") if d["provider"]["type"] == "aws"]
-    (rc_path, rc), (job_path, job) = docs_of("ray.io/v1/RayCluster")[0], docs_of("ray.io/v1/RayJob")[0]
+    (_, rc), (job_path, job) = docs_of("ray.io/v1/RayCluster")[0], docs_of("ray.io/v1/RayJob")[0]
 
     def fails(check, *args) -> None:
         with pytest.raises(Exception):

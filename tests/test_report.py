@@ -114,7 +114,7 @@ def test_numeric_axes_get_a_curve(tmp_path, axis, png):
     data = (root / "report" / png).read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     md = (root / "report.md").read_text()
-    assert f"![" in md and f"(report/{png})" in md
+    assert "![" in md and f"(report/{png})" in md
     short = axis.split(".")[-1]
     labels = [line.split(" | ")[0][2:] for line in md.splitlines() if line.startswith(f"| {short}=")]
     assert labels[:3] == [f"{short}={v}" for v in sorted(values)]  # numeric order, not file order
