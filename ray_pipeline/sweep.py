@@ -618,9 +618,10 @@ class SweepTracker:
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
+            from ray_pipeline.tracking import ensure_experiment
+
             self._client = MlflowClient(self.tracking_uri)
-            exp = self._client.get_experiment_by_name(self.experiment)
-            self._experiment_id = exp.experiment_id if exp else self._client.create_experiment(self.experiment)
+            self._experiment_id = ensure_experiment(self.tracking_uri, self.experiment, RunStore(self.sweep_uri))
         return self._client
 
     def _find(self, **tags: str) -> list[Any]:

@@ -30,6 +30,24 @@ def resolve_tracking_uri(cfg: ExperimentConfig, store: RunStore) -> str:
     return f"sqlite:///{store.local_path('mlflow.db')}"
 
 
+def ensure_experiment(tracking_uri: str, name: str, store: RunStore) -> str:
+    """The id of MLflow experiment ``name``, created on first use.
+
+    With a sqlite store MLflow's default artifact root is ./mlruns in the current directory: under
+    `ray job submit` that is a temporary copy of the working dir, lost with the job. Experiments
+    created here keep their artifacts in the run (or sweep) directory instead; a tracking server
+    keeps its own artifact root.
+    """
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    location = store.uri("mlartifacts") if tracking_uri.startswith("sqlite:") else None
+    return client.create_experiment(name, artifact_location=location)
+
+
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     """Nested config -> {"generate.pool.actors": "1", ...} (MLflow params are flat strings)."""
     out: dict[str, str] = {}
@@ -49,11 +67,7 @@ def stage_run(cfg: ExperimentConfig, store: RunStore, stage: str,
 
     uri = resolve_tracking_uri(cfg, store)
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(cfg.mlflow.experiment) is None and uri.startswith("sqlite:"):
-        # MLflow's default artifact root is ./mlruns in the current directory: under `ray job
-        # submit` that is a temporary copy of the working dir. Keep artifacts in the run directory.
-        mlflow.create_experiment(cfg.mlflow.experiment, artifact_location=store.uri("mlartifacts"))
-    mlflow.set_experiment(cfg.mlflow.experiment)
+    mlflow.set_experiment(experiment_id=ensure_experiment(uri, cfg.mlflow.experiment, store))
     tags = {"run_dir": store.root, "stage": stage, "experiment_name": cfg.name, **(extra_tags or {})}
     with mlflow.start_run(run_name=f"{cfg.name}/{stage}", tags=tags) as run:
         mlflow.log_params(flatten(cfg.model_dump(mode="json")))

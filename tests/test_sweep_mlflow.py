@@ -8,8 +8,10 @@ from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep import TRIAL_SPEC, SweepTracker
 
 
-def test_runs_are_looked_up_by_tag_across_processes(tmp_path):
+def test_runs_are_looked_up_by_tag_across_processes(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root would be ./mlruns here
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     root = RunStore(tmp_path / "sweep")
@@ -48,3 +50,7 @@ def test_runs_are_looked_up_by_tag_across_processes(tmp_path):
     assert [(m.step, m.value) for m in client.get_metric_history(run, "train.synthetic.loss")] == [(0, 2.0)]
     assert "final" not in r.data.metrics and "epoch" not in r.data.metrics
     assert {"report.md", "trial.json"} <= {a.path for a in client.list_artifacts(run)}
+    # Artifacts live in the sweep directory (a job's working dir is temporary), not ./mlruns.
+    stored = {p.name for p in (tmp_path / "sweep" / "mlartifacts").rglob("*") if p.is_file()}
+    assert {"report.md", "trial.json"} <= stored
+    assert not (tmp_path / "mlruns").exists()
