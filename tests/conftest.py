@@ -12,6 +12,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+# S3 credentials for the s3_endpoint fixture's local server, in the environment before any Ray
+# starts: Ray workers keep the environment Ray was started with, so the fixture's monkeypatch
+# reaches only this process. Fake values, and only where none are set; no EC2 metadata lookups
+# (seconds of timeouts in every process that opens S3 off EC2).
+S3_TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+for _name, _value in S3_TEST_CREDENTIALS.items():
+    os.environ.setdefault(_name, _value)
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+
 
 @pytest.fixture(scope="session")
 def ray_cluster():
@@ -61,10 +70,7 @@ def s3_endpoint(monkeypatch):
 
     from tests.helpers import S3_BUCKET
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1",
-                        # No EC2 metadata lookups (seconds of timeouts per process off EC2).
-                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
+    for name, value in {**S3_TEST_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
