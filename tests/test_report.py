@@ -76,7 +76,7 @@ def test_table6_layout_with_mean_and_population_std_over_seeds(tmp_path):
     for s, label in zip(["basic", "cha", "env", "ie"], ["+Basic", "+Cha", "+Env", "+IE"]):
         cells = [f"{m:.1f} ± {sd:.1f} (n=3)" for m, sd in (expected[s]["world_hmdb"], expected[s]["world_ucf"])]
         assert f"| {label} | {cells[0]} | {cells[1]} |" in md
-    assert f"| {BASELINE} | 31.0 ± 0.0 (n=1) | 40.0 ± 0.0 (n=1) |" in md
+    assert f"| {BASELINE} | 31.0 (n=1) | 40.0 (n=1) |" in md
     assert "| +IE | 61.0 |" in md  # the paper's Table 6 row, for reference
     html = (root / "report.html").read_text()
     assert html.count("<table>") == 3 and f"{expected['ie']['world_hmdb'][0]:.1f} ± " in html
@@ -97,7 +97,7 @@ def test_table7_layout_and_missing_results(tmp_path):
     order = [line.split(" | ")[0][2:] for line in md.splitlines() if line.startswith("| +")]
     assert order[:4] == ["+LS", "+UW", "+UF", "+UL"]
     assert "| +UL | 51.5 ± 0.5 (n=2) |" in md  # seeds 51.0 and 52.0
-    assert "| +UF | 51.0 ± 0.0 (n=1 of 2) |" in md
+    assert "| +UF | 51.0 (n=1 of 2) |" in md
     assert "| pending |" not in md and "| started |" in md  # the unfinished trial is listed
 
 
@@ -160,6 +160,6 @@ def test_two_sweeps_combine_into_table7_columns(tmp_path, capsys):
     md = (tmp_path / "table7" / "report.md").read_text()
     assert md == capsys.readouterr().out
     assert "| Method | ucf | hmdb |" in md and "Table 7 layout" in md
-    assert f"| {BASELINE} | 75.0 ± 0.0 (n=1) | 50.0 ± 0.0 (n=1) |" in md
+    assert f"| {BASELINE} | 75.0 (n=1) | 50.0 (n=1) |" in md
     assert "| +UL | 83.5 ± 0.5 (n=2) | 58.5 ± 0.5 (n=2) |" in md
     assert main(["report", dirs[0], str(tmp_path / "nothing")]) == 1

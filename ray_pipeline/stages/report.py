@@ -153,6 +153,8 @@ class Cell:
             return "–"
         n = len(self.values)
         count = f"n={n}" if n == self.expected else f"n={n} of {self.expected}"
+        if n == 1:  # a std over one value says nothing (e.g. the untrained backbone, evaluated once)
+            return f"{self.mean:.1f} ({count})"
         return f"{self.mean:.1f} ± {self.std:.1f} ({count})"
 
 
