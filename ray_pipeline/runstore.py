@@ -1,5 +1,9 @@
 """The run directory: a local path or any URI ``pyarrow.fs`` understands (s3://, gs://, hdfs://).
 
+A URI may carry pyarrow's filesystem options as a query, e.g.
+``s3://bucket/runs/x?endpoint_override=minio:9000&scheme=http``: the query belongs to the store, so
+the URIs it hands out for files inside it (``uri``) keep it after their path.
+
 Every write is atomic (temporary name, then rename), and every stage's manifest is a folder of
 Parquet parts, one per finished batch. Readers concatenate the parts and keep the first row of each
 id, so a crash loses at most the batches in flight and a rerun never duplicates rows.
@@ -7,10 +11,13 @@ id, so a crash loses at most the batches in flight and a rerun never duplicates 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
@@ -24,6 +31,20 @@ def _is_uri(path: str) -> bool:
     return "://" in path
 
 
+def _split_query(uri: str) -> tuple[str, str]:
+    """(path part, "?query" or "") of a URI; local paths never have a query."""
+    if not _is_uri(uri):
+        return uri, ""
+    path, sep, query = uri.partition("?")
+    return path, sep + query
+
+
+def join_uri(uri: str, *parts: str) -> str:
+    """``uri``/``parts``, keeping a URI's query (its filesystem options) at the end."""
+    path, query = _split_query(str(uri))
+    return "/".join([path.rstrip("/"), *(p.strip("/") for p in parts)]) + query
+
+
 class RunStore:
     """Files under one root, addressed by '/'-separated paths relative to it."""
 
@@ -31,19 +52,23 @@ class RunStore:
         root = str(root)
         if _is_uri(root) and not root.startswith("file://"):
             self.fs, self.base = pafs.FileSystem.from_uri(root)
-            self.root = root.rstrip("/")
+            path, self._query = _split_query(root)
+            self._path_uri = path.rstrip("/")
+            # What reconstructs this store in another process: the query (endpoint, scheme) included.
+            self.root = self._path_uri + self._query
             self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
         else:
             local = Path(root.removeprefix("file://")).expanduser().resolve()
             self.fs, self.base, self.root, self.is_local = pafs.LocalFileSystem(), str(local), str(local), True
+            self._path_uri, self._query = self.root, ""
         self.base = self.base.rstrip("/")
 
     @classmethod
     def split(cls, uri: str) -> tuple[RunStore, str]:
         """A store rooted at the parent of ``uri`` and the file name within it."""
-        uri = str(uri)
-        parent, _, name = uri.rstrip("/").rpartition("/")
-        return cls(parent or "."), name
+        path, query = _split_query(str(uri))
+        parent, _, name = path.rstrip("/").rpartition("/")
+        return cls((parent or ".") + query), name
 
     # ---------------------------------------------------------------- paths
     def _full(self, rel: str) -> str:
@@ -51,7 +76,16 @@ class RunStore:
 
     def uri(self, rel: str) -> str:
         """What other processes (actors on other nodes) use to reach ``rel``."""
-        return f"{self.root}/{rel}" if rel else self.root
+        return f"{self._path_uri}/{rel}{self._query}" if rel else self.root
+
+    def fs_path(self, rel: str) -> str:
+        """``rel`` as a path on ``self.fs``, for APIs that take a filesystem and a path (Ray Train)."""
+        return self._full(rel)
+
+    @property
+    def name(self) -> str:
+        """The last component of the root (a run's name), without any URI query."""
+        return self._path_uri.rstrip("/").rpartition("/")[2]
 
     def local_path(self, rel: str) -> Path | None:
         return Path(self._full(rel)) if self.is_local else None
@@ -90,6 +124,39 @@ class RunStore:
                 if info.base_name.endswith(suffix):
                     names.append(f"{rel_dir}/{info.base_name}")
         return sorted(names)
+
+    def list_dirs(self, rel_dir: str) -> list[str]:
+        """Folders directly under ``rel_dir`` (none if it does not exist), sorted, as relative paths.
+
+        On object stores a folder is a key prefix; listing finds it all the same."""
+        selector = pafs.FileSelector(self._full(rel_dir), allow_not_found=True)
+        return sorted(f"{rel_dir}/{info.base_name}" for info in self.fs.get_file_info(selector)
+                      if info.type == pafs.FileType.Directory)
+
+    def download(self, rel: str, local: str | os.PathLike) -> Path:
+        """Copy the file or folder ``rel`` to the local path ``local``; returns it."""
+        info = self.fs.get_file_info(self._full(rel))
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{self.uri(rel)} does not exist")
+        local = Path(local)
+        if info.type == pafs.FileType.File:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(self.read_bytes(rel))
+        else:
+            local.mkdir(parents=True, exist_ok=True)
+            pafs.copy_files(self._full(rel), str(local), source_filesystem=self.fs,
+                            destination_filesystem=pafs.LocalFileSystem())
+        return local
+
+    def move_dir(self, rel_src: str, rel_dst: str) -> None:
+        """Rename the folder ``rel_src`` to ``rel_dst`` (not atomic on object stores)."""
+        if self.is_local:
+            self.fs.move(self._full(rel_src), self._full(rel_dst))
+            return
+        # S3 and GCS rename single objects only: copy every object under the prefix, then delete.
+        pafs.copy_files(self._full(rel_src), self._full(rel_dst), source_filesystem=self.fs,
+                        destination_filesystem=self.fs)
+        self.fs.delete_dir(self._full(rel_src))
 
     def remove_temporaries(self, rel_dir: str) -> int:
         """Delete files left half-written by a crash; returns how many."""
@@ -158,6 +225,21 @@ class Manifest:
                 f"no rows in {self.store.uri(self.folder)}: run the stage that writes {what} first"
             )
         return table
+
+
+@contextlib.contextmanager
+def local_copy(uri: str | os.PathLike) -> Iterator[str]:
+    """A local path with the contents of the file or folder ``uri``: the path itself when it is
+    local, else a temporary download, deleted on exit. For readers that only take local paths
+    (decord, ``from_pretrained``, ``torch.load``)."""
+    store, name = RunStore.split(str(uri))
+    local = store.local_path(name)
+    if local is not None:
+        yield str(local)
+        return
+    with tempfile.TemporaryDirectory(prefix="ray_pipeline_fetch_") as tmp:
+        # The same base name: some readers look at the extension (.mp4) or the folder's name.
+        yield str(store.download(name, Path(tmp) / name))
 
 
 def data_store(data_dir: str | None, run_store: RunStore) -> RunStore:

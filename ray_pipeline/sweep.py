@@ -978,7 +978,7 @@ def _run_tune(sweep: Sweep, root: RunStore, plan: ResourcePlan, log: Callable[[s
     restorable = tune.Tuner.can_restore(exp_path)
     if restorable and retry_failed:
         moved = f"{TUNE_DIR}.before-{launch}"
-        root.fs.move(f"{root.base}/{TUNE_DIR}", f"{root.base}/{moved}")
+        root.move_dir(TUNE_DIR, moved)
         log(f"[sweep] --retry-failed: a fresh Tune experiment over all trials (the previous one is in {moved})")
         restorable = False
     if restorable:

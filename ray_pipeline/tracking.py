@@ -1,7 +1,8 @@
 """MLflow tracking: one MLflow run per stage invocation, tagged with the run directory.
 
 The tracking URI is the config's, else ``$MLFLOW_TRACKING_URI``, else a sqlite file in the (local)
-run directory: MLflow 3 rejects the legacy ``./mlruns`` file store.
+run directory: MLflow 3 rejects the legacy ``./mlruns`` file store. A remote run directory needs a
+tracking URI; with a sqlite one, the artifacts still go to the run directory's ``mlartifacts``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ _MAX_PARAM = 500
 def resolve_tracking_uri(cfg: ExperimentConfig, store: RunStore) -> str:
     uri = cfg.mlflow.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
+        if (uri.startswith("sqlite:") and store.root.startswith("s3://") and "endpoint_override=" in store.root
+                and not os.environ.get("MLFLOW_S3_ENDPOINT_URL")):
+            # With a sqlite store the artifacts go to the run directory (ensure_experiment), through
+            # MLflow's own S3 client: it does not read pyarrow's URI options, so it would go to AWS.
+            raise ConfigError(
+                f"mlflow.tracking_uri: {uri} keeps artifacts in the run directory {store.root}, whose "
+                "endpoint_override MLflow's S3 client does not see: set MLFLOW_S3_ENDPOINT_URL to the same "
+                "endpoint (e.g. http://host:port), or use a tracking server (http://...)")
         return uri
     if not store.is_local:
         raise ConfigError(
@@ -44,7 +53,10 @@ def ensure_experiment(tracking_uri: str, name: str, store: RunStore) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    location = store.uri("mlartifacts") if tracking_uri.startswith("sqlite:") else None
+    location = None
+    if tracking_uri.startswith("sqlite:"):
+        # MLflow parses a bucket URI itself: pyarrow's options (the query) mean nothing to it.
+        location = store.uri("mlartifacts") if store.is_local else store.uri("mlartifacts").partition("?")[0]
     return client.create_experiment(name, artifact_location=location)
 
 

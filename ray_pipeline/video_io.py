@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ray_pipeline.runstore import RunStore
+from ray_pipeline.runstore import RunStore, local_copy
 
 
 def encode_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int = 8, crf: int = 18) -> None:
@@ -74,16 +74,8 @@ def read_frames(uri: str, indices: np.ndarray | None = None, num_segments: int |
     mode). Remote URIs are fetched to a temporary file first (decord reads local files)."""
     import decord
 
-    store, rel = RunStore.split(uri)
-    local_path = store.local_path(rel)
-    tmp = None
-    if local_path is None:
-        tmp = tempfile.NamedTemporaryFile(suffix=".mp4", delete=False)
-        tmp.write(store.read_bytes(rel))
-        tmp.close()
-        local_path = tmp.name
-    try:
-        reader = decord.VideoReader(str(local_path), ctx=decord.cpu(0), num_threads=1)
+    with local_copy(uri) as local_path:
+        reader = decord.VideoReader(local_path, ctx=decord.cpu(0), num_threads=1)
         n = len(reader)
         if indices is None:
             if num_segments is None:
@@ -96,10 +88,7 @@ def read_frames(uri: str, indices: np.ndarray | None = None, num_segments: int |
         except decord.DECORDError:
             # decord 0.6 fails to copy frames of some small widths (e.g. 16 or 72 px) because
             # of a row-alignment mismatch; PyAV decodes those correctly.
-            return _read_frames_pyav(str(local_path), indices)
-    finally:
-        if tmp is not None:
-            os.unlink(tmp.name)
+            return _read_frames_pyav(local_path, indices)
 
 
 def _read_frames_pyav(path: str, indices: list[int]) -> np.ndarray:
@@ -119,8 +108,5 @@ def _read_frames_pyav(path: str, indices: list[int]) -> np.ndarray:
 def count_frames(uri: str) -> int:
     import decord
 
-    store, rel = RunStore.split(uri)
-    local_path = store.local_path(rel)
-    if local_path is None:
-        raise ValueError(f"count_frames needs a local file, got {uri}")
-    return len(decord.VideoReader(str(local_path), ctx=decord.cpu(0), num_threads=1))
+    with local_copy(uri) as local_path:
+        return len(decord.VideoReader(local_path, ctx=decord.cpu(0), num_threads=1))

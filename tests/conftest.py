@@ -1,7 +1,8 @@
-"""Shared fixtures: one local Ray cluster for the whole session, tiny offline models."""
+"""Shared fixtures: one local Ray cluster for the whole session, tiny offline models, an S3 server."""
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -10,6 +11,15 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+# S3 credentials for the s3_endpoint fixture's local server, in the environment before any Ray
+# starts: Ray workers keep the environment Ray was started with, so the fixture's monkeypatch
+# reaches only this process. Fake values, and only where none are set; no EC2 metadata lookups
+# (seconds of timeouts in every process that opens S3 off EC2).
+S3_TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+for _name, _value in S3_TEST_CREDENTIALS.items():
+    os.environ.setdefault(_name, _value)
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +59,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch):
+    """moto's S3 server (the real S3 API over HTTP) on a free port, with the empty bucket
+    ``S3_BUCKET`` and credentials in the environment; returns its "host:port"."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    from tests.helpers import S3_BUCKET
+
+    for name, value in {**S3_TEST_CREDENTIALS, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"{host}:{port}"
+    pafs.S3FileSystem(endpoint_override=endpoint, scheme="http", region="us-east-1",
+                      allow_bucket_creation=True).create_dir(S3_BUCKET)
+    # MLflow's own S3 client (artifacts next to the run, see tracking.py) takes the endpoint here.
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", f"http://{endpoint}")
+    yield endpoint
+    server.stop()

@@ -9,6 +9,7 @@ from ray_pipeline.ids import row_id
 from ray_pipeline.runstore import RunStore
 
 TINY_CLASSES = ["brush hair", "wave", "run", "jump"]
+S3_BUCKET = "ray-pipeline-test"  # created by the s3_endpoint fixture
 
 
 def tiny_cogvideox_config(model_dir: str, clip_model: str, **generate_overrides) -> ExperimentConfig:

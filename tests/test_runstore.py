@@ -1,8 +1,11 @@
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 
 from ray_pipeline.ids import row_id
-from ray_pipeline.runstore import RunStore
+from ray_pipeline.runstore import RunStore, join_uri, local_copy
+from tests.helpers import S3_BUCKET
 
 
 def test_row_id_is_content_derived_and_order_free():
@@ -58,3 +61,43 @@ def test_manifest_rejects_rows_without_id_and_names_corrupt_parts(tmp_path):
 def test_require_names_the_missing_stage(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the stage that writes prompts"):
         RunStore(tmp_path).manifest("prompts", "prompt_id").require("prompts")
+
+
+def test_folders_and_local_copies_of_a_local_store(tmp_path):
+    store = RunStore(tmp_path)
+    store.write_text("a/checkpoint_1/info.json", "{}")
+    store.write_text("a/top.txt", "t")
+    assert store.list_dirs("a") == ["a/checkpoint_1"] and store.list_dirs("missing") == []
+    assert join_uri(store.uri("a"), "checkpoint_1", "info.json") == str(tmp_path / "a" / "checkpoint_1" / "info.json")
+    with local_copy(store.uri("a/checkpoint_1")) as local:
+        assert local == str(tmp_path / "a" / "checkpoint_1")  # the path itself, no copy
+    assert (tmp_path / "a" / "checkpoint_1" / "info.json").exists()
+    store.move_dir("a", "b")
+    assert store.list_dirs("b") == ["b/checkpoint_1"] and not (tmp_path / "a").exists()
+
+
+def test_s3_store_keeps_its_endpoint_options_in_every_uri(s3_endpoint):
+    options = f"endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
+    store = RunStore(f"s3://{S3_BUCKET}/runs/x/?{options}")
+    assert store.root == f"s3://{S3_BUCKET}/runs/x?{options}" and store.name == "x" and not store.is_local
+    store.write_bytes("a/checkpoint_1/model/w.bin", b"\x00\x01")
+    store.write_text("a/top.txt", "t")
+    checkpoint = store.uri("a/checkpoint_1")
+    assert checkpoint == f"s3://{S3_BUCKET}/runs/x/a/checkpoint_1?{options}"
+    assert join_uri(checkpoint, "model", "w.bin") == store.uri("a/checkpoint_1/model/w.bin")
+    # Another process reaches a file from its URI alone.
+    parent, name = RunStore.split(store.uri("a/top.txt"))
+    assert name == "top.txt" and parent.read_text(name) == "t"
+    assert store.list_dirs("a") == ["a/checkpoint_1"] and store.list_dirs("missing") == []
+    with local_copy(checkpoint) as local:
+        assert Path(local).name == "checkpoint_1"
+        assert (Path(local) / "model" / "w.bin").read_bytes() == b"\x00\x01"
+    assert not Path(local).exists()  # the download is temporary
+    with local_copy(store.uri("a/top.txt")) as local:
+        assert Path(local).read_text() == "t"
+    with pytest.raises(FileNotFoundError, match="a/missing"), local_copy(store.uri("a/missing")):
+        pass
+    # A folder moves as a whole (S3 itself renames single objects only).
+    store.move_dir("a", "b")
+    assert store.list_dirs("b") == ["b/checkpoint_1"] and store.read_text("b/top.txt") == "t"
+    assert not store.exists("a")

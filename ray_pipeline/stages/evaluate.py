@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from ray_pipeline.cluster import init_ray, plan_actor_pool
 from ray_pipeline.config import ExperimentConfig
 from ray_pipeline.ids import row_id
-from ray_pipeline.runstore import RunStore
+from ray_pipeline.runstore import RunStore, local_copy
 from ray_pipeline.stages.ray_data import run_actor_pool
 
 BASELINE = "backbone (no generated data)"
@@ -44,12 +44,19 @@ class EvaluateActor:
         from ray_pipeline.training.data import Preprocess
 
         torch.set_num_threads(torch_threads)
-        self.model = (load_video_text_model(model_dir) if model_dir
-                      else build_video_text_model("vificlip", backbone)).to(device).eval()
-        # A trained model was fed the backbone's preprocessing (train uses preprocess_from=backbone)
-        # and its checkpoint holds no preprocessor_config.json of its own.
-        own = model_dir and os.path.isfile(os.path.join(model_dir, "preprocessor_config.json"))
-        self.pre = Preprocess.from_pretrained(model_dir if own else backbone)
+        if model_dir:
+            # A remote model (a run directory in a bucket) is fetched to a temporary folder on this
+            # actor's node, loaded, and the copy dropped: everything needed is in memory then.
+            with local_copy(model_dir) as local_dir:
+                self.model = load_video_text_model(local_dir)
+                # A trained model was fed the backbone's preprocessing (train uses
+                # preprocess_from=backbone); its checkpoint holds no preprocessor_config.json.
+                own = os.path.isfile(os.path.join(local_dir, "preprocessor_config.json"))
+                self.pre = Preprocess.from_pretrained(local_dir if own else backbone)
+        else:
+            self.model = build_video_text_model("vificlip", backbone)
+            self.pre = Preprocess.from_pretrained(backbone)
+        self.model = self.model.to(device).eval()
         self.num_frames, self.num_clips, self.seed, self.device = num_frames, num_clips, seed, device
         self.class_names = class_names  # split key -> names
 

@@ -386,7 +386,7 @@ def run_document(store: RunStore) -> tuple[Doc, str]:
     train = _read_json(store, "train/result.json")
     if summary is None and train is None:
         raise FileNotFoundError(f"{store.root}: no summary.json or train/result.json (run train/evaluate first)")
-    title = f"Run report: {store.root.rstrip('/').split('/')[-1]}"
+    title = f"Run report: {store.name}"
     doc = Doc()
     doc.h(1, title)
     if train:

@@ -10,7 +10,9 @@ fine-tune on real: few-shot, base-to-novel, long-tail).
 Rank 0 reports a checkpoint every epoch (model as safetensors, optimizer/scheduler/epoch as a
 weights-only torch file). A dead worker is replaced and training resumes from the last checkpoint
 (``FailureConfig``); rerunning ``ray-pipeline train`` on the same run directory continues where it
-stopped. The result is ``train/result.json`` pointing at the final model.
+stopped. Checkpoints live in the run store (``train/ray/<phase>-<id>/checkpoint_*``), local or a
+bucket alike: workers find and fetch them through :class:`RunStore`. The result is
+``train/result.json`` pointing at the final model (a path, or a URI for a remote run directory).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import numpy as np
 
 from ray_pipeline.config import ConfigError, DatasetConfig, ExperimentConfig
 from ray_pipeline.ids import row_id
-from ray_pipeline.runstore import RunStore
+from ray_pipeline.runstore import RunStore, join_uri, local_copy
 
 RESULT = "train/result.json"
 STATE_FILE = "train_state.pt"
@@ -177,7 +179,8 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     torch.set_num_threads(loop["torch_threads"])
     torch.manual_seed(loop["seed"])
     if loop.get("init_model"):
-        model = load_video_text_model(loop["init_model"])
+        with local_copy(loop["init_model"]) as init_dir:
+            model = load_video_text_model(init_dir)
     else:
         model = build_video_text_model(loop["model"], loop["backbone"], **loop["model_options"])
     model = ray.train.torch.prepare_model(model)
@@ -207,11 +210,12 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
 
     start_epoch = 0
     # After a worker failure (a replacement worker group) or a rerun of the CLI: the newest
-    # checkpoint in this phase's folder. Ray's own get_checkpoint() covers remote storage.
-    local = _latest_checkpoint_in(loop["checkpoint_folder"]) if loop.get("checkpoint_folder") else (None, None)
+    # checkpoint in this phase's folder of the run store, fetched first when the store is remote.
+    latest, _ = _latest_checkpoint(RunStore(loop["run_store"]), loop["checkpoint_folder"])
     checkpoint = ray.train.get_checkpoint()
-    if local[0] is not None:
-        start_epoch = _load_checkpoint_dir(local[0], raw, optimizer, scheduler, scaler)
+    if latest is not None:
+        with local_copy(latest) as directory:
+            start_epoch = _load_checkpoint_dir(directory, raw, optimizer, scheduler, scaler)
     elif checkpoint is not None:
         with checkpoint.as_directory() as d:
             start_epoch = _load_checkpoint_dir(d, raw, optimizer, scheduler, scaler)
@@ -263,20 +267,20 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
 
 
 def _latest_checkpoint(store: RunStore, folder: str) -> tuple[str | None, dict | None]:
-    """The checkpoint of ``folder`` with the highest finished epoch (local run stores)."""
-    base = store.local_path(folder)
-    return _latest_checkpoint_in(str(base)) if base is not None else (None, None)
-
-
-def _latest_checkpoint_in(folder: str) -> tuple[str | None, dict | None]:
-    base = Path(folder)
-    if not base.is_dir():
-        return None, None
+    """The checkpoint of ``folder`` with the highest finished epoch, as ``store.uri`` (a local
+    path for a local store), and its info; (None, None) if there is none."""
     best, best_info = None, None
-    for info_path in base.glob(f"checkpoint_*/{INFO_FILE}"):
-        info = json.loads(info_path.read_text())
-        if best_info is None or info["epoch"] > best_info["epoch"]:
-            best, best_info = str(info_path.parent), info
+    for directory in store.list_dirs(folder):
+        info_rel = f"{directory}/{INFO_FILE}"
+        if not directory.rpartition("/")[2].startswith("checkpoint_") or not store.exists(info_rel):
+            continue
+        try:
+            info = json.loads(store.read_text(info_rel))
+            epoch = info["epoch"]
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"corrupt checkpoint info {store.uri(info_rel)}: {exc}") from exc
+        if best_info is None or epoch > best_info["epoch"]:
+            best, best_info = store.uri(directory), info
     return best, best_info
 
 
@@ -291,22 +295,23 @@ def run_phase(cfg: ExperimentConfig, store: RunStore, phase: str, data: dict[str
     from ray_pipeline.stages.score import resolve_model_path
 
     t = cfg.train
-    resources = init_ray(cfg.ray)
-    backbone = resolve_model_path(t.backbone, str(cfg.resolved_cache_dir()))
     phase_id = row_id("train", phase=phase, data=data["clip_ids"], classes=data["class_names"],
                       u=data["uncertainty"], init=init_model, epochs=epochs, loss=loss,
                       opts=loss_options, train=t.model_dump(mode="json", exclude={"num_workers", "cpus_per_worker",
                                                                                   "max_failures", "use_gpu"}))
     name = f"{phase}-{phase_id}"
     folder = f"train/ray/{name}"
+    resume_from, info = _latest_checkpoint(store, folder)
+    if info is not None and info["epoch"] >= epochs - 1:
+        # Decided from the run store alone: a finished phase needs no cluster.
+        log(f"[train] {phase}: already finished ({epochs} epochs) in {store.uri(folder)}")
+        return {"checkpoint": resume_from, "metrics": info, "name": name}
+    resources = init_ray(cfg.ray)
+    backbone = resolve_model_path(t.backbone, str(cfg.resolved_cache_dir()))
     if t.use_gpu and resources.get("GPU", 0) < t.num_workers:
         raise ConfigError(f"train.use_gpu with {t.num_workers} workers, but the cluster has "
                           f"{resources.get('GPU', 0):g} GPUs")
     cpus = t.cpus_per_worker or max(0.5, (resources.get("CPU", 1) - cfg.ray.reserve_cpus) / t.num_workers)
-    resume_from, info = _latest_checkpoint(store, folder)
-    if info is not None and info["epoch"] >= epochs - 1:
-        log(f"[train] {phase}: already finished ({epochs} epochs) in {store.uri(folder)}")
-        return {"checkpoint": resume_from, "metrics": info, "name": name}
     if resume_from:
         log(f"[train] {phase}: resuming after epoch {info['epoch']} from {resume_from}")
     loop = {
@@ -316,7 +321,7 @@ def run_phase(cfg: ExperimentConfig, store: RunStore, phase: str, data: dict[str
         "weight_decay": t.weight_decay, "batch_size": t.batch_size, "num_frames": t.num_frames,
         "augment": t.augment, "mixed_precision": t.mixed_precision, "seed": t.seed,
         "loss": loss, "loss_options": loss_options,
-        "checkpoint_folder": str(store.local_path(folder)) if store.is_local else None,
+        "run_store": store.root, "checkpoint_folder": folder,
         "torch_threads": max(1, int(cpus)),
         "mlflow_uri": mlflow_run[0] if mlflow_run else None,
         "mlflow_run_id": mlflow_run[1] if mlflow_run else None,
@@ -328,7 +333,8 @@ def run_phase(cfg: ExperimentConfig, store: RunStore, phase: str, data: dict[str
         scaling_config=ray.train.ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
                                                resources_per_worker={"CPU": cpus}),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=store.uri("train/ray"),
+            # The store's own filesystem: a URI's options (endpoint_override, scheme) are in it.
+            name=name, storage_path=store.fs_path("train/ray"), storage_filesystem=store.fs,
             failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             # e.g. Tune's TuneReportCallback when a sweep trial drives this trainer
@@ -338,7 +344,10 @@ def run_phase(cfg: ExperimentConfig, store: RunStore, phase: str, data: dict[str
     if result.error:
         raise result.error
     checkpoint, info = _latest_checkpoint(store, folder)
-    return {"checkpoint": checkpoint, "metrics": info or result.metrics, "name": name}
+    if checkpoint is None:
+        raise RuntimeError(f"[train] {phase}: training finished but {store.uri(folder)} holds no checkpoint_*/"
+                           f"{INFO_FILE}")
+    return {"checkpoint": checkpoint, "metrics": info, "name": name}
 
 
 def run_train(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], None] = print,
@@ -361,13 +370,13 @@ def run_train(cfg: ExperimentConfig, store: RunStore, *, log: Callable[[str], No
                         loss_options=loss_options, log=log, mlflow_run=mlflow_run, callbacks=callbacks)]
     if t.recipe == "synthetic_then_real":
         real = real_records(t.real, cfg)
-        init = os.path.join(phases[0]["checkpoint"], MODEL_DIR)
+        init = join_uri(phases[0]["checkpoint"], MODEL_DIR)
         # Real clips are trusted: plain LS as in TC-CLIP's own recipe.
         phases.append(run_phase(cfg, store, "real", real, epochs=t.finetune_epochs, init_model=init,
                                 loss="ls", loss_options={"epsilon": t.epsilon}, log=log, mlflow_run=mlflow_run,
                                 callbacks=callbacks))
     final = phases[-1]
-    result = {"model_dir": os.path.join(final["checkpoint"], MODEL_DIR), "recipe": t.recipe,
+    result = {"model_dir": join_uri(final["checkpoint"], MODEL_DIR), "recipe": t.recipe,
               "model": t.model, "loss": t.loss, "w": t.w, "phases": phases,
               "normalizer": data.get("normalizer"), "num_clips": len(data["videos"]),
               "num_classes": len(data["class_names"])}
