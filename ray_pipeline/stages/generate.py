@@ -45,12 +45,14 @@ def clip_rows(cfg: ExperimentConfig, store: RunStore, prompts: pa.Table) -> pa.T
 
 
 def current_clips(cfg: ExperimentConfig, store: RunStore) -> pa.Table:
-    """The generated clips of this config (a run directory may hold other configs' clips too)."""
+    """The generated clips of this config (a run directory may hold other configs' clips too),
+    sorted by clip id: manifest parts are in the order batches finished, which differs from run
+    to run, and training data in that order would make results depend on actor timing."""
     from ray_pipeline.stages.prompts import prompt_rows
 
     wanted = clip_rows(cfg, store, prompt_rows(cfg, store)).column("clip_id")
     table = store.manifest("generate", "clip_id").require("generated clips (ray-pipeline generate)")
-    return table.filter(pc.is_in(table.column("clip_id"), wanted))
+    return table.filter(pc.is_in(table.column("clip_id"), wanted)).sort_by("clip_id")
 
 
 class GenerateActor:
