@@ -34,17 +34,10 @@ from ray_pipeline.world.clip import (
     video_embeddings,
 )
 from ray_pipeline.world.datasets import ensure_world_datasets, read_labels, read_split
-from ray_pipeline.world.vocabulary import ACTION_BY_NAME, CHARACTERS, WORLD_CLASS_LISTS, environment_descriptions
+from ray_pipeline.world.vocabulary import ACTION_BY_NAME, WORLD_CLASS_LISTS, ie_prompts
 from ray_pipeline.world.vocabulary import target_only_classes
 
 TEMPLATE = "a video of a person {}."
-
-
-def ie_prompts(cls: str, n: int, offset: int = 0) -> list[str]:
-    a = ACTION_BY_NAME[cls]
-    envs = environment_descriptions(cls, 4)
-    return [f"{CHARACTERS[(i + offset) % len(CHARACTERS)].description.capitalize()} is {a.gerund} "
-            f"{envs[i % 4]}. {a.description.capitalize()}." for i in range(n)]
 
 
 def main() -> None:

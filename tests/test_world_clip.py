@@ -22,9 +22,8 @@ from ray_pipeline.world.clip import (
 from ray_pipeline.world.datasets import ensure_world_datasets
 from ray_pipeline.world.vocabulary import (
     ACTION_BY_NAME,
-    CHARACTERS,
     WORLD_CLASS_LISTS,
-    environment_descriptions,
+    ie_prompts,
 )
 
 TEMPLATE = "a video of a person {}."
@@ -76,20 +75,13 @@ def test_zero_shot_on_world_hmdb_is_clearly_above_chance(clip, world_root):
     assert np.mean(accs) < 0.9  # partial knowledge, not a solved task
 
 
-def _ie_prompts(cls: str, n: int) -> list[str]:
-    a = ACTION_BY_NAME[cls]
-    envs = environment_descriptions(cls, 4)
-    return [f"{CHARACTERS[i % len(CHARACTERS)].description.capitalize()} is {a.gerund} {envs[i % 4]}. "
-            f"{a.description.capitalize()}." for i in range(n)]
-
-
 def test_failed_generations_have_higher_entropy(clip):
     _, model, tokenizer, _ = clip
     classes = WORLD_CLASS_LISTS["world_hmdb"]
     gen = ProceduralGenerator(ProceduralConfig(failure_rate=0.5))
     prompts, seeds = [], []
     for k, cls in enumerate(classes):
-        for i, p in enumerate(_ie_prompts(cls, 6)):
+        for i, p in enumerate(ie_prompts(cls, 6)):
             prompts.append(p)
             seeds.append(1000 * k + i)
     failed = np.array([gen.failure_of(s) is not None for s in seeds])
@@ -113,7 +105,7 @@ def test_basic_prompts_are_less_diverse_than_ie(clip):
         clips, labels = [], []
         for k, cls in enumerate(classes):
             prompts = ([f"A person is {ACTION_BY_NAME[cls].gerund}."] * 8 if strategy == "basic"
-                       else _ie_prompts(cls, 8))
+                       else ie_prompts(cls, 8))
             clips += gen.generate(prompts, list(range(100 * k, 100 * k + 8)))
             labels += [k] * 8
         feats[strategy] = (_embed(clip, clips).numpy(), np.array(labels))

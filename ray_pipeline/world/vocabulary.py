@@ -568,6 +568,15 @@ def character_descriptions(n: int = 16) -> list[str]:
     return [CHARACTERS[i % len(CHARACTERS)].description for i in range(n)]
 
 
+def ie_prompts(action: str, n: int, offset: int = 0) -> list[str]:
+    """``n`` information-enhanced prompts for an action (character ``offset + i``, the action in one
+    of its 4 environments, the action's description): the IE prompts' shape, without a writer."""
+    spec = ACTION_BY_NAME[action]
+    envs = environment_descriptions(action, 4)
+    return [f"{CHARACTERS[(i + offset) % len(CHARACTERS)].description.capitalize()} is {spec.gerund} "
+            f"{envs[i % 4]}. {spec.description.capitalize()}." for i in range(n)]
+
+
 def caption_words() -> set[str]:
     """Every word a caption or prompt template of the world can use (the world CLIP's vocabulary)."""
     words: set[str] = set()
