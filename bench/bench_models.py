@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from transformers.utils import logging as hf_logging
 
 from ray_pipeline.models import build_video_text_model
-from ray_pipeline.models.tiny import save_tiny_clip
+from ray_pipeline.tiny import save_tiny_clip
 
 
 def parse_args() -> argparse.Namespace:

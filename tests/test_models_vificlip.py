@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ray_pipeline.models import ViFiCLIP, build_video_text_model, load_video_text_model
-from ray_pipeline.models.tiny import save_tiny_clip
+from ray_pipeline.tiny import save_tiny_clip
 
 CLASSES = ["brush_hair", "ride bike", "ApplyEyeMakeup"]
 

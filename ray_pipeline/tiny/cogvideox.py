@@ -1,32 +1,10 @@
-"""Tiny, randomly initialised models saved as standard Hugging Face directories.
-
-The real backends load with ``from_pretrained`` (hub id or local path); tests and benchmarks build
-these offline (no hub here) and load them through exactly the same code path. Sizes follow
-diffusers' and transformers' own test configs.
-"""
+"""A tiny, randomly initialised CogVideoX pipeline saved as a standard diffusers directory."""
 
 from __future__ import annotations
 
-import string
 from pathlib import Path
 
-# Whole-word pieces for the tiny T5 tokenizer; other words fall back to letters.
-TINY_WORDS = (
-    "a video of person the and in with is his her on at photo action class "
-    "brush hair wave clap run jump walk kick ball sit stand climb dance ride bike swim "
-    "young old man woman child park beach room street forest gym kitchen red blue green"
-).split()
-
-
-def build_tiny_t5_tokenizer(words: list[str] | None = None):
-    """A T5 (Unigram) tokenizer from a hand-written vocab: pad=0, eos=1, unk=2 like real T5."""
-    from transformers import T5Tokenizer
-
-    words = list(dict.fromkeys(words or TINY_WORDS))
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    vocab += [("▁" + w, -3.0 - i * 0.01) for i, w in enumerate(words)]
-    vocab += [(ch, -10.0) for ch in string.ascii_lowercase + string.digits + ".,"]
-    return T5Tokenizer(vocab=vocab, extra_ids=0)
+from ray_pipeline.tiny.t5 import build_tiny_t5_tokenizer
 
 
 def build_tiny_cogvideox(out_dir: str | Path, seed: int = 0, num_layers: int = 1, latent_size: int = 2) -> Path:
@@ -65,16 +43,4 @@ def build_tiny_cogvideox(out_dir: str | Path, seed: int = 0, num_layers: int = 1
                              transformer=transformer, scheduler=scheduler)
     out_dir = Path(out_dir)
     pipe.save_pretrained(out_dir)
-    return out_dir
-
-
-def build_tiny_clip(out_dir: str | Path, image_size: int = 32, patch_size: int = 8, seed: int = 0) -> Path:
-    """A CLIPModel + byte-level CLIPTokenizer (``models.tiny``) + CLIPImageProcessor, saved."""
-    from transformers import CLIPImageProcessor
-
-    from ray_pipeline.models.tiny import save_tiny_clip
-
-    out_dir = save_tiny_clip(out_dir, seed=seed, image_size=image_size, patch_size=patch_size)
-    CLIPImageProcessor(size={"shortest_edge": image_size},
-                       crop_size={"height": image_size, "width": image_size}).save_pretrained(out_dir)
     return out_dir

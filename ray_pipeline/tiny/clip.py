@@ -93,3 +93,13 @@ def save_tiny_clip(path: str | os.PathLike, seed: int = 0, **config: int) -> Pat
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def build_tiny_clip(out_dir: str | Path, image_size: int = 32, patch_size: int = 8, seed: int = 0) -> Path:
+    """A CLIPModel + byte-level CLIPTokenizer (:func:`tiny_tokenizer`) + CLIPImageProcessor, saved."""
+    from transformers import CLIPImageProcessor
+
+    out_dir = save_tiny_clip(out_dir, seed=seed, image_size=image_size, patch_size=patch_size)
+    CLIPImageProcessor(size={"shortest_edge": image_size},
+                       crop_size={"height": image_size, "width": image_size}).save_pretrained(out_dir)
+    return out_dir
