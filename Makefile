@@ -13,12 +13,16 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
-.PHONY: quickstart test bench
+.PHONY: quickstart test lint bench
 quickstart: $(STAMP)
 	$(VENV)/bin/ray-pipeline run experiments/quickstart.yaml --run-dir $(RUN_DIR)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The project's ruff rules (pyproject.toml); also a pre-commit hook (.pre-commit-config.yaml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ray_pipeline tests bench cluster
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

@@ -25,12 +25,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa  # noqa: E402
 
-from ray_pipeline.cluster import PoolPlan, init_ray  # noqa: E402
-from ray_pipeline.config import CogVideoXConfig, RayConfig  # noqa: E402
+from ray_pipeline.cluster import Cluster, PoolPlan  # noqa: E402
+from ray_pipeline.config import ActorPoolConfig, CogVideoXConfig, GenerateConfig, RayConfig, ScoreConfig  # noqa: E402
+from ray_pipeline.console import Console  # noqa: E402
 from ray_pipeline.runstore import RunStore  # noqa: E402
-from ray_pipeline.stages.generate import GenerateActor  # noqa: E402
-from ray_pipeline.stages.ray_data import run_actor_pool  # noqa: E402
-from ray_pipeline.stages.score import ScoreActor  # noqa: E402
+from ray_pipeline.stages.base import StageContext  # noqa: E402
+from ray_pipeline.stages.generate import GenerateStage  # noqa: E402
+from ray_pipeline.stages.runner import map_rows  # noqa: E402
+from ray_pipeline.stages.score import ScoreStage  # noqa: E402
 from ray_pipeline.tiny import build_tiny_clip, build_tiny_cogvideox  # noqa: E402
 
 CLASSES = ["brush hair", "wave", "run", "jump"]
@@ -38,29 +40,34 @@ CLASSES = ["brush hair", "wave", "run", "jump"]
 
 def rows(n: int, store: RunStore, tag: str) -> pa.Table:
     return pa.table({
-        "clip_id": [f"{tag}{i}" for i in range(n)], "prompt": [f"a person {CLASSES[i % 4]} in a park" for i in range(n)],
-        "seed": list(range(n)), "class_index": [i % 4 for i in range(n)], "class_name": [CLASSES[i % 4] for i in range(n)],
+        "clip_id": [f"{tag}{i}" for i in range(n)],
+        "prompt": [f"a person {CLASSES[i % 4]} in a park" for i in range(n)],
+        "seed": list(range(n)), "class_index": [i % 4 for i in range(n)],
+        "class_name": [CLASSES[i % 4] for i in range(n)],
         "video_uri": [store.uri(f"{tag}/{i}.mp4") for i in range(n)],
     })
 
 
-def plain_loop(actor_cls, kwargs: dict, table: pa.Table, batch: int) -> tuple[float, float]:
-    """(total seconds, seconds per row after the first batch)."""
+def plain_loop(stage, table: pa.Table) -> tuple[float, float]:
+    """The stage's own setup/process in this process: (total seconds, seconds per row after the
+    first batch)."""
+    batch = stage.pool.batch_size
     start = time.perf_counter()
-    actor = actor_cls(**kwargs)
+    stage.setup("cpu")
     first = 0.0
     for i in range(0, table.num_rows, batch):
-        actor(table.slice(i, batch))
+        stage.process(table.slice(i, batch))
         first = first or time.perf_counter() - start
     total = time.perf_counter() - start
     return total, (total - first) / max(1, table.num_rows - batch)
 
 
-def ray_pool(actor_cls, kwargs: dict, table: pa.Table, batch: int, actors: int, store: RunStore,
-             name: str) -> tuple[float, float]:
+def ray_pool(stage, table: pa.Table, actors: int, store: RunStore, name: str) -> tuple[float, float]:
+    """The same stage through the pipeline's Ray Data runner, its manifest in its own folder."""
     plan = PoolPlan(actors=actors, num_cpus=0.75, num_gpus=0.0, torch_threads=1)
-    run = run_actor_pool(name, table, actor_cls, kwargs, plan, batch, store.manifest(name, table.column_names[0]),
-                         total=table.num_rows, done=0, log=lambda _: None)
+    stage.name = name  # one manifest per run (an instance attribute; the class keeps its name)
+    ctx = StageContext(store, store, Cluster(RayConfig(num_cpus=2)), Console(open(os.devnull, "w")), "")
+    run = map_rows(stage, table, plan, ctx, total=table.num_rows, done=0)
     return run.seconds, 1.0 / run.steady_rows_per_s
 
 
@@ -82,28 +89,32 @@ def main() -> None:
     store = RunStore(tmp / "out")
     config = CogVideoXConfig(model=str(cog), dtype="float32", num_inference_steps=args.steps, num_frames=9,
                              height=size, width=size, max_sequence_length=16)
-    gen_kwargs = dict(backend="cogvideox", config=config, device="cpu", torch_threads=1, cache_dir=None)
-    init_ray(RayConfig(num_cpus=2))
+    generate = GenerateConfig(backend="cogvideox", cogvideox=config, pool=ActorPoolConfig(batch_size=args.batch))
+    Cluster(RayConfig(num_cpus=2)).resources()
 
     results = []
     # Generation: each run writes its own clips (the scorer below reads the loop's).
     loop_rows = rows(args.clips, store, "loop")
-    t_loop = plain_loop(GenerateActor, gen_kwargs, loop_rows, args.batch)
-    t_one = ray_pool(GenerateActor, gen_kwargs, rows(args.clips, store, "one"), args.batch, 1, store, "gen1")
-    t_two = ray_pool(GenerateActor, gen_kwargs, rows(args.clips, store, "two"), args.batch, 2, store, "gen2")
+    t_loop = plain_loop(GenerateStage(generate), loop_rows)
+    t_one = ray_pool(GenerateStage(generate), rows(args.clips, store, "one"), 1, store, "gen1")
+    t_two = ray_pool(GenerateStage(generate), rows(args.clips, store, "two"), 2, store, "gen2")
     results.append(("generate", t_loop, t_one, t_two))
 
     score_rows = loop_rows.append_column("score_id", loop_rows.column("clip_id")).append_column(
         "scorer", pa.array(["bench"] * args.clips))
     score_rows = score_rows.select(["score_id", "clip_id", "class_index", "class_name", "video_uri", "scorer"])
-    score_kwargs = dict(torch_threads=1, model=str(clip), class_names=CLASSES, template="a video of a person {}.",
-                        num_frames=8, device="cpu", dtype="float32")
-    s_loop = plain_loop(ScoreActor, score_kwargs, score_rows, 8)
-    s_one = ray_pool(ScoreActor, score_kwargs, score_rows, 8, 1, store, "score1")
-    s_two = ray_pool(ScoreActor, score_kwargs, score_rows, 8, 2, store, "score2")
+    score = ScoreConfig(model=str(clip), num_frames=8, pool=ActorPoolConfig(batch_size=8))
+
+    def scorer() -> ScoreStage:
+        return ScoreStage(score, CLASSES, str(clip))
+
+    s_loop = plain_loop(scorer(), score_rows)
+    s_one = ray_pool(scorer(), score_rows, 1, store, "score1")
+    s_two = ray_pool(scorer(), score_rows, 2, store, "score2")
     results.append(("score", s_loop, s_one, s_two))
 
-    print(f"\n{args.clips} clips of {size}x{size}, {args.layers}-layer CogVideoX, {args.steps} steps, {os.cpu_count()} cores, 1 torch thread per worker")
+    print(f"\n{args.clips} clips of {size}x{size}, {args.layers}-layer CogVideoX, {args.steps} steps, "
+          f"{os.cpu_count()} cores, 1 torch thread per worker")
     print("total wall seconds (start-up included), then steady-state ms per clip")
     print(f"{'stage':<10}{'loop':>8}{'1 actor':>9}{'2 actors':>10}  |{'loop':>8}{'1 actor':>9}{'2 actors':>10}"
           f"{'1 actor/loop':>14}{'2 vs 1 speed-up':>17}")

@@ -1,6 +1,6 @@
 """A training step under Ray Train (1 worker, DDP-prepared) vs a plain single-process loop.
 
-Both run the same epoch function (`ray_pipeline.stages.train.train_epoch`) on the same model,
+Both run the same epoch function (`ray_pipeline.training.loop.train_epoch`) on the same model,
 clips and batch; the Ray number is the per-step time measured inside the worker over the last
 epochs (worker start-up excluded), the loop's likewise. Goal: Ray Train <= 1.10x the loop.
 
@@ -35,12 +35,14 @@ def main() -> None:
 
     from ray_pipeline.config import ExperimentConfig
     from ray_pipeline.models.base import build_video_text_model
+    from ray_pipeline.models.preprocess import Preprocess
     from ray_pipeline.runstore import RunStore
-    from ray_pipeline.stages.train import RESULT, run_train, synthetic_records, train_epoch
+    from ray_pipeline.stages.train import RESULT
     from ray_pipeline.tiny import build_tiny_clip
-    from ray_pipeline.training.data import ClipDataset, Preprocess
+    from ray_pipeline.training.data import ClipDataset
+    from ray_pipeline.training.loop import train_epoch
     from ray_pipeline.training.losses import build_loss
-    from tests.helpers import TINY_CLASSES, write_synthetic_clips
+    from tests.helpers import TINY_CLASSES, pipeline, run_stage, write_synthetic_clips
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     clip = str(build_tiny_clip(tmp / "clip", image_size=32, patch_size=8))
@@ -55,7 +57,9 @@ def main() -> None:
     # Plain loop: same data, model, loss and epoch function, no Ray.
     torch.set_num_threads(args.threads)
     torch.manual_seed(cfg.train.seed)
-    data = synthetic_records(cfg, store)
+    p = pipeline(cfg, store)
+    train_stage = p.build("train")
+    data = train_stage.phases(p.context(train_stage), p.run([], until="score"))[0].data.as_dict()
     model = build_video_text_model(args.model, clip)
     dataset = ClipDataset(data["videos"], data["labels"], data["uncertainty"], Preprocess.from_pretrained(clip),
                           cfg.train.num_frames, train=True, seed=0)
@@ -70,7 +74,7 @@ def main() -> None:
         train_epoch(model, loader, loss_fn, optimizer, scheduler, None, data["class_names"], torch.device("cpu"), None)
         loop_steps.append((time.perf_counter() - start) / len(loader))
 
-    run_train(cfg, store, log=lambda _: None)
+    run_stage(cfg, store, "train")
     result = json.loads(store.read_text(RESULT))
     folder = Path(result["phases"][0]["checkpoint"]).parent
     infos = sorted((json.loads(p.read_text()) for p in folder.glob("checkpoint_*/train_state.json")),

@@ -34,8 +34,7 @@ from ray_pipeline.world.clip import (
     video_embeddings,
 )
 from ray_pipeline.world.datasets import ensure_world_datasets, read_labels, read_split
-from ray_pipeline.world.vocabulary import ACTION_BY_NAME, WORLD_CLASS_LISTS, ie_prompts
-from ray_pipeline.world.vocabulary import target_only_classes
+from ray_pipeline.world.vocabulary import ACTION_BY_NAME, WORLD_CLASS_LISTS, ie_prompts, target_only_classes
 
 TEMPLATE = "a video of a person {}."
 
@@ -100,7 +99,8 @@ def main() -> None:
     for strategy in ("basic", "ie"):
         feats, labels = [], []
         for k, cls in enumerate(classes):
-            ps = ([f"A person is {ACTION_BY_NAME[cls].gerund}."] * 10 if strategy == "basic" else ie_prompts(cls, 10, k))
+            ps = ([f"A person is {ACTION_BY_NAME[cls].gerund}."] * 10 if strategy == "basic"
+                  else ie_prompts(cls, 10, k))
             cl = good.generate(ps, list(range(100 * k, 100 * k + 10)))
             feats.append(video_embeddings(model, processor, [c[segment_indices(len(c), 8)] for c in cl]).numpy())
             labels += [k] * 10

@@ -1,66 +1,46 @@
-"""``ray-pipeline`` (also ``python -m ray_pipeline``): one subcommand per stage, plus ``run``.
+"""``ray-pipeline`` (also ``python -m ray_pipeline``): one subcommand per stage, plus ``run``,
+``validate``, ``sweep`` and ``report``.
 
 Every subcommand takes an experiment YAML, ``--run-dir`` and repeated ``--set dotted.key=value``.
-The config is validated (and the MLflow URI resolved) before any Ray work starts; config errors
-exit with status 2 and a message naming the file and the field.
+The config (and the run directory, and the MLflow URI) is validated before any Ray work starts;
+config errors exit with status 2 and a message naming the file and the field, expected failures
+(a stage run before the one it needs, a bad dataset file, an unreachable LLM server) with status 1
+and a message saying what to do. A run prints one line per stage start and end, progress and the
+summary; the frameworks' own output goes to ``RUN_DIR/logs/`` (``--verbose`` shows it instead).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from ray_pipeline.config import ConfigError, ExperimentConfig, load_config
 from ray_pipeline.runstore import RunStore
 
+# Stage commands (the stages every task shares) and what they do.
+STAGES = {
+    "prompts": ("write text-to-video prompts for every class",
+                "An LLM (openai) or the offline template writer writes action, environment and character "
+                "descriptions per class (strategy basic/env/cha/ie) and composes one prompt per clip."),
+    "generate": ("render one clip per prompt on a Ray Data actor pool",
+                 "Text-to-video backend (cogvideox or procedural) in Ray Data actors; each actor loads the model "
+                 "once and writes mp4 files into the run (or data) directory."),
+    "score": ("CLIP-score every clip against all class names",
+              "CLIP actors embed sampled frames, compare with every class prompt and store the similarities, "
+              "softmax, entropy (the clip's uncertainty) and prediction."),
+    "train": ("train TC-CLIP / ViFi-CLIP on the clips with Ray Train",
+              "DDP training with uncertainty-based label smoothing (or LS/UW/UF/CE); checkpoints every epoch; a "
+              "rerun on the same run directory continues where it stopped."),
+    "evaluate": ("evaluate every model on the task's datasets; writes summary.json/.md",
+                 "Zero-shot: every split scored against its own class names, 2 clips x 1 crop by default; top-1 "
+                 "(top-5) mean, std and 95 % CI over splits, for the backbone and the trained models."),
+}
+# Expected failures: their message, not a traceback (anything else is a bug and keeps it).
+EXPECTED = (FileNotFoundError, RuntimeError, ValueError)
 
-def _log(line: str) -> None:
+
+def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    help: str
-    description: str
-    entry: str  # "module:function", imported lazily so --help stays fast
-    data_stage: bool = False  # reads/writes the (possibly shared) data store, not the run's own
-
-    def run(self, cfg: ExperimentConfig, store: RunStore) -> dict:
-        import importlib
-
-        from ray_pipeline.runstore import data_store
-
-        module, func = self.entry.split(":")
-        fn: Callable[..., dict] = getattr(importlib.import_module(module), func)
-        return fn(cfg, data_store(cfg.data_dir, store) if self.data_stage else store, log=_log)
-
-
-STAGES = [
-    Stage("prompts", "write text-to-video prompts for every class",
-          "An LLM (openai) or the offline template writer writes action, environment and character "
-          "descriptions per class (strategy basic/env/cha/ie) and composes one prompt per clip.",
-          "ray_pipeline.stages.prompts:run_prompts", data_stage=True),
-    Stage("generate", "render one clip per prompt on a Ray Data actor pool",
-          "Text-to-video backend (cogvideox or procedural) in Ray Data actors; each actor loads the "
-          "model once and writes mp4 files into the run directory.",
-          "ray_pipeline.stages.generate:run_generate", data_stage=True),
-    Stage("score", "CLIP-score every clip against all class names",
-          "CLIP actors embed sampled frames, compare with every class prompt and store the "
-          "similarities, softmax, entropy (the clip's uncertainty) and prediction.",
-          "ray_pipeline.stages.score:run_score", data_stage=True),
-    Stage("train", "train TC-CLIP / ViFi-CLIP on the clips with Ray Train",
-          "DDP training with uncertainty-based label smoothing (or LS/UW/UF/CE); checkpoints every "
-          "epoch; a rerun on the same run directory continues where it stopped.",
-          "ray_pipeline.stages.train:run_train"),
-    Stage("evaluate", "zero-shot evaluation over each dataset's splits; writes summary.json/.md",
-          "Every split scored against its own class names, 2 clips x 1 crop by default; top-1 "
-          "(top-5) mean and std over splits, for the backbone and for the trained model.",
-          "ray_pipeline.stages.evaluate:run_evaluate"),
-]
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -68,20 +48,21 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", help="run directory: a path or pyarrow.fs URI (default: runs/<name>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set generate.clips_per_class=8 (repeatable)")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="show Ray's and the libraries' own output (default: kept in RUN_DIR/logs/)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ray-pipeline",
         description="Generated video data for data-limited action understanding, on Ray. "
-                    "Each stage is idempotent: rerunning skips rows already done.",
-    )
+                    "Each stage is idempotent: rerunning skips rows already done.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for stage in STAGES:
-        _add_common(sub.add_parser(stage.name, help=stage.help, description=stage.description))
+    for name, (short, long) in STAGES.items():
+        _add_common(sub.add_parser(name, help=short, description=long))
     _add_common(sub.add_parser(
-        "run", help="run every stage in order: " + " -> ".join(s.name for s in STAGES),
-        description="Run all stages in order; each skips the rows it has already done."))
+        "run", help="run every stage of the config's task in order: " + " -> ".join(STAGES),
+        description="Run all stages of the task in order; each skips the rows it has already done."))
     _add_common(sub.add_parser("validate", help="check a config and print it resolved",
                                description="Validate the config (no Ray work) and print it as YAML."))
     sweep = sub.add_parser(
@@ -107,64 +88,90 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def open_run_dir(path: str) -> RunStore:
+    """The run directory, which may not exist yet but must not be a file."""
+    import pyarrow.fs as pafs
+
+    store = RunStore(path)
+    info = store.fs.get_file_info(store.base)
+    if info.type == pafs.FileType.File:
+        raise ConfigError(f"--run-dir {path}: is a file, not a directory; give a folder (it is created if missing)")
+    return store
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "report":
-        from ray_pipeline.stages.report import write_report
-
-        stores = [RunStore(p) for p in args.path]
-        out = RunStore(args.out) if args.out else stores[0]
-        try:
-            written = write_report(*stores, out=out)
-        except (FileNotFoundError, ValueError) as exc:
-            _log(f"[report] failed: {exc}")
-            return 1
-        print(out.read_text(written[0]), end="")
-        _log(f"[report] wrote {', '.join(written)} in {out.root}")
-        return 0
+        return _report(args)
     if args.command == "sweep":
-        from ray_pipeline.sweep import run_sweep
+        from ray_pipeline.sweep.driver import run_sweep
 
         try:
             return run_sweep(args.config, args.set, args.run_dir, dry_run=args.dry_run,
-                             retry_failed=args.retry_failed, log=_log)
+                             retry_failed=args.retry_failed, verbose=args.verbose)
         except ConfigError as exc:
-            _log(str(exc))
+            _stderr(str(exc))
             return 2
-        except (FileNotFoundError, RuntimeError, ValueError) as exc:
-            _log(f"[sweep] failed: {exc}")
+        except EXPECTED as exc:
+            _stderr(f"[sweep] failed: {exc}")
             return 1
     try:
         cfg = load_config(args.config, args.set)
-        store = RunStore(args.run_dir or f"runs/{cfg.name}")
+        store = open_run_dir(args.run_dir or f"runs/{cfg.name}")
         from ray_pipeline.tracking import resolve_tracking_uri
 
         resolve_tracking_uri(cfg, store)
     except ConfigError as exc:
-        _log(str(exc))
+        _stderr(str(exc))
         return 2
     if args.command == "validate":
         print(cfg.to_yaml(), end="")
         return 0
+    return _run(cfg, store, args.command, args.verbose)
 
-    from ray_pipeline.tracking import log_stage_metrics, stage_run
+
+def _run(cfg: ExperimentConfig, store: RunStore, command: str, verbose: bool) -> int:
+    from ray_pipeline.cluster import Cluster
+    from ray_pipeline.console import run_console
+    from ray_pipeline.pipeline import Pipeline
+    from ray_pipeline.tracking import RunTracker
 
     store.write_text("config.yaml", cfg.to_yaml())
-    stages = STAGES if args.command == "run" else [s for s in STAGES if s.name == args.command]
-    for stage in stages:
+    with run_console(store, command, verbose) as console:
+        tracker = None
+        ok = False
+        cluster = Cluster(cfg.ray)
         try:
-            with stage_run(cfg, store, stage.name):
-                stats = stage.run(cfg, store)
-                log_stage_metrics(stats)
+            tracker = RunTracker(cfg, store, command)
+            pipeline = Pipeline(cfg, store, console, tracker=tracker, cluster=cluster)
+            pipeline.run(None if command == "run" else [command], until=None if command == "run" else command)
+            ok = True
+            return 0
         except ConfigError as exc:
-            _log(str(exc))
+            console.line(str(exc))
             return 2
-        except (FileNotFoundError, RuntimeError, ValueError) as exc:
-            # Expected failures (missing upstream stage, failed LLM classes, bad dataset files)
-            # get their message, not a traceback; anything else is a bug and keeps its traceback.
-            _log(f"[{stage.name}] failed: {exc}")
+        except EXPECTED as exc:
+            console.line(f"[{command}] failed: {exc}")
             return 1
-        _log(f"[{stage.name}] done: {json.dumps(stats, default=str)}")
+        finally:
+            if tracker is not None:
+                tracker.end(tracker.parent, ok)
+            # Inside the redirection, so that Ray's last forwarded worker lines land in the log.
+            cluster.close()
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ray_pipeline.report import write_report
+
+    stores = [RunStore(p) for p in args.path]
+    out = RunStore(args.out) if args.out else stores[0]
+    try:
+        written = write_report(*stores, out=out)
+    except EXPECTED as exc:
+        _stderr(f"[report] failed: {exc}")
+        return 1
+    print(out.read_text(written[0]), end="")
+    _stderr(f"[report] wrote {', '.join(written)} in {out.root}")
     return 0
 
 

@@ -1,9 +1,14 @@
-"""Ray bootstrap and actor sizing.
+"""Ray start-up and actor sizing.
 
-Inside ``ray job submit`` (or with RAY_ADDRESS / ``ray.address`` set) we join that cluster;
-otherwise we start a local one sized to this machine. Actor pools are sized from what the cluster
-actually has, leaving CPU headroom for Ray Data's read tasks: on a 2-core machine two 1-CPU actors
-would otherwise hold every CPU and the read task would wait forever.
+The pipeline owns Ray's start-up (:class:`Cluster`): it joins the cluster named by ``ray.address``
+or ``RAY_ADDRESS`` (``ray job submit`` sets the latter for its drivers), and otherwise always starts
+a fresh local cluster, whatever else runs on the machine. A bare ``ray.init()`` would instead join
+the last cluster started here (a ``ray start --head`` left running, or the stale
+``ray_current_cluster`` file of one that crashed) and then refuse our ``num_cpus``.
+
+Actor pools are sized from what the cluster actually has, leaving CPU headroom for Ray Data's read
+tasks: on a 2-core machine two 1-CPU actors would otherwise hold every CPU and the read task would
+wait forever.
 """
 
 from __future__ import annotations
@@ -15,24 +20,67 @@ from dataclasses import dataclass
 from ray_pipeline.config import ActorPoolConfig, ConfigError, RayConfig
 
 
-def init_ray(cfg: RayConfig) -> dict[str, float]:
-    """Connect to (or start) Ray once per process; returns the cluster's resources."""
+def ray_address(cfg: RayConfig) -> str | None:
+    """The cluster to join, or None for a fresh local one."""
+    return cfg.address or os.environ.get("RAY_ADDRESS") or None
+
+
+def start_ray(cfg: RayConfig, *, log_to_driver: bool = True) -> dict[str, float]:
+    """Join the configured cluster or start a fresh local one, once per process; returns the
+    cluster's resources. Inside a Ray worker (a Tune trial) Ray is already up and is kept."""
     import ray
 
     if not ray.is_initialized():
-        address = cfg.address or os.environ.get("RAY_ADDRESS")
-        # Workers import ray_pipeline from this checkout/venv; quiet logs keep stage progress readable.
-        common = dict(logging_level=logging.WARNING, log_to_driver=True, configure_logging=True)
+        address = ray_address(cfg)
+        common = dict(logging_level=logging.WARNING, log_to_driver=log_to_driver, configure_logging=True)
         if address:
             ray.init(address=address, **common)
         else:
-            ray.init(num_cpus=cfg.num_cpus or os.cpu_count() or 1, include_dashboard=False, **common)
-        import ray.data
-
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False  # our own progress lines work in job logs and terminals
-        ctx.print_on_execution_start = False
+            # "local" starts a new instance even when another one is running on this machine.
+            ray.init(address="local", num_cpus=cfg.num_cpus or os.cpu_count() or 1, include_dashboard=False,
+                     **common)
+    quiet_ray_data()
     return {k: float(v) for k, v in ray.cluster_resources().items()}
+
+
+def quiet_ray_data() -> None:
+    """Our own progress lines replace Ray Data's bars and execution banners (also in trials,
+    where Ray was started by Tune)."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+
+
+class Cluster:
+    """Ray for one pipeline invocation, started on first use: a run whose stages find all their
+    rows done never starts Ray at all."""
+
+    def __init__(self, cfg: RayConfig, *, log_to_driver: bool = True) -> None:
+        self.cfg, self.log_to_driver = cfg, log_to_driver
+        self._resources: dict[str, float] | None = None
+        self._started = False
+
+    def resources(self) -> dict[str, float]:
+        if self._resources is None:
+            import ray
+
+            self._started = not ray.is_initialized()
+            self._resources = start_ray(self.cfg, log_to_driver=self.log_to_driver)
+        return self._resources
+
+    def close(self) -> None:
+        """Disconnect if this object connected (a local cluster it started stops with it); Ray
+        started by someone else (a test's fixture, a Tune trial) is left alone."""
+        import ray
+
+        if self._started and ray.is_initialized():
+            ray.shutdown()
+        self._started, self._resources = False, None
+
+    def plan_pool(self, pool: ActorPoolConfig, what: str) -> PoolPlan:
+        return plan_actor_pool(pool, self.resources(), self.cfg.reserve_cpus, what)
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,18 @@ class PromptsConfig(StrictModel):
     )
     openai: OpenAIWriterConfig = OpenAIWriterConfig()
 
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, v: str | list[str]) -> str | list[str]:
+        # An unknown list name would otherwise surface as a traceback in the prompts stage.
+        from ray_pipeline.prompts.classlists import ClassListError, get_class_entries
+
+        try:
+            get_class_entries(v)
+        except ClassListError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
     @field_validator("composer")
     @classmethod
     def _llm_composer_needs_llm(cls, v: str, info: Any) -> str:
@@ -303,6 +315,7 @@ class EvaluateConfig(StrictModel):
 
 class ExperimentConfig(StrictModel):
     name: str = "experiment"
+    task: Literal["zero_shot"] = Field("zero_shot", description="the evaluation task's recipe (ray_pipeline/tasks/)")
     seed: int = 0
     cache_dir: str = Field(
         "~/.cache/ray_pipeline", description="built artefacts shared across runs (world data, models)"

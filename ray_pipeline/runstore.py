@@ -94,9 +94,6 @@ class RunStore:
     def exists(self, rel: str) -> bool:
         return self.fs.get_file_info(self._full(rel)).type != pafs.FileType.NotFound
 
-    def makedirs(self, rel: str) -> None:
-        self.fs.create_dir(self._full(rel), recursive=True)
-
     def write_bytes(self, rel: str, data: bytes) -> None:
         self.fs.create_dir(str(PurePosixPath(self._full(rel)).parent), recursive=True)
         tmp = f"{rel}{TMP_MARK}{uuid.uuid4().hex[:8]}"
@@ -213,18 +210,25 @@ class Manifest:
                 keep.append(i)
         return table if len(keep) == table.num_rows else table.take(pa.array(keep, pa.int64()))
 
+    def rows_with_ids(self, wanted: pa.Array | pa.ChunkedArray) -> pa.Table:
+        """The finished rows whose id is in ``wanted``, sorted by id.
+
+        Sorted because parts are in the order batches finished, which differs from run to run:
+        rows handed on in that order would make training depend on actor timing.
+        """
+        import pyarrow.compute as pc
+
+        table = self.read()
+        if table is None:
+            return pa.table({self.id_column: pa.array([], pa.string())})
+        if isinstance(wanted, pa.ChunkedArray):
+            wanted = wanted.combine_chunks()
+        mine = table.filter(pc.is_in(table.column(self.id_column), value_set=wanted.cast(pa.string())))
+        return mine.sort_by(self.id_column)
+
     def done_ids(self) -> set[str]:
         table = self.read()
         return set() if table is None else set(table.column(self.id_column).to_pylist())
-
-    def require(self, what: str) -> pa.Table:
-        """The manifest, or a clear error telling which stage to run first."""
-        table = self.read()
-        if table is None or table.num_rows == 0:
-            raise FileNotFoundError(
-                f"no rows in {self.store.uri(self.folder)}: run the stage that writes {what} first"
-            )
-        return table
 
 
 @contextlib.contextmanager

@@ -1,15 +1,18 @@
-"""MLflow tracking: one MLflow run per stage invocation, tagged with the run directory.
+"""MLflow tracking: one parent run per invocation, one nested run per stage it ran.
 
 The tracking URI is the config's, else ``$MLFLOW_TRACKING_URI``, else a sqlite file in the (local)
 run directory: MLflow 3 rejects the legacy ``./mlruns`` file store. A remote run directory needs a
 tracking URI; with a sqlite one, the artifacts still go to the run directory's ``mlartifacts``.
+
+Everything goes through ``MlflowClient`` with explicit run ids (no fluent "active run"), so the
+training stage's epoch watcher can log from its own thread. Only the driver writes.
 """
 
 from __future__ import annotations
 
-import contextlib
+import math
 import os
-from collections.abc import Iterator
+import time
 from typing import Any
 
 from ray_pipeline.config import ConfigError, ExperimentConfig
@@ -71,23 +74,52 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-@contextlib.contextmanager
-def stage_run(cfg: ExperimentConfig, store: RunStore, stage: str,
-              extra_tags: dict[str, str] | None = None) -> Iterator[Any]:
-    """An MLflow run for one stage invocation, with the resolved config as params and artifact."""
-    import mlflow
-
-    uri = resolve_tracking_uri(cfg, store)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=ensure_experiment(uri, cfg.mlflow.experiment, store))
-    tags = {"run_dir": store.root, "stage": stage, "experiment_name": cfg.name, **(extra_tags or {})}
-    with mlflow.start_run(run_name=f"{cfg.name}/{stage}", tags=tags) as run:
-        mlflow.log_params(flatten(cfg.model_dump(mode="json")))
-        mlflow.log_text(cfg.to_yaml(), "config.yaml")
-        yield run
+def numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of a stats dict (MLflow metrics are floats)."""
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))}
 
 
-def log_stage_metrics(metrics: dict[str, float | int]) -> None:
-    import mlflow
+class RunTracker:
+    """An invocation's MLflow runs: the parent (config as params and artifact) and one nested run
+    per stage, created when the stage starts."""
 
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
+    def __init__(self, cfg: ExperimentConfig, store: RunStore, command: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = resolve_tracking_uri(cfg, store)
+        self.client = MlflowClient(self.uri)
+        self.experiment_id = ensure_experiment(self.uri, cfg.mlflow.experiment, store)
+        self.tags = {"run_dir": store.root, "experiment_name": cfg.name, "task": cfg.task, "command": command}
+        parent = self.client.create_run(self.experiment_id, run_name=f"{cfg.name}/{command}", tags=self.tags)
+        self.parent = parent.info.run_id
+        self.log_params(self.parent, flatten(cfg.model_dump(mode="json")))
+        self.client.log_text(self.parent, cfg.to_yaml(), "config.yaml")
+
+    def log_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            self.client.log_batch(run_id, params=items[i:i + 100])
+
+    def log_metrics(self, run_id: str, metrics: dict[str, Any], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, v, now, step) for k, v in numeric(metrics).items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(run_id, metrics=items[i:i + 500])
+
+    def stage_run(self, stage: str, identity: dict[str, Any]) -> str:
+        """A nested run for ``stage`` under the parent; returns its id."""
+        run = self.client.create_run(self.experiment_id, run_name=stage, tags={
+            **self.tags, "stage": stage, "mlflow.parentRunId": self.parent})
+        self.log_params(run.info.run_id, flatten(identity))
+        return run.info.run_id
+
+    def end(self, run_id: str, ok: bool) -> None:
+        self.client.set_terminated(run_id, "FINISHED" if ok else "FAILED")
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.parent, text, name)

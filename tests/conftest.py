@@ -27,10 +27,10 @@ def ray_cluster():
     """A 2-CPU local Ray shared by every test that needs one (start-up costs seconds)."""
     import ray
 
-    from ray_pipeline.cluster import init_ray
+    from ray_pipeline.cluster import start_ray
     from ray_pipeline.config import RayConfig
 
-    resources = init_ray(RayConfig(num_cpus=2))
+    resources = start_ray(RayConfig(num_cpus=2))
     yield resources
     ray.shutdown()
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pyarrow as pa
 
 from ray_pipeline.config import ExperimentConfig
+from ray_pipeline.console import Console
 from ray_pipeline.ids import row_id
 from ray_pipeline.runstore import RunStore
 
@@ -29,11 +32,73 @@ def tiny_cogvideox_config(model_dir: str, clip_model: str, **generate_overrides)
     return ExperimentConfig.model_validate(data)
 
 
+def quiet_console() -> Console:
+    """A console whose lines go to a buffer (``console.stream.getvalue()``)."""
+    return Console(io.StringIO())
+
+
+class _LinesTo(io.StringIO):
+    """A stream handing every complete line to ``log``."""
+
+    def __init__(self, log) -> None:
+        super().__init__()
+        self.log = log
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line:
+                self.log(line)
+        return len(text)
+
+
+def console_to(log) -> Console:
+    """A console whose lines go to ``log(line)``."""
+    return Console(_LinesTo(log))
+
+
+def run_prompts(cfg: ExperimentConfig, store: RunStore, log=None) -> dict:
+    """``ray-pipeline prompts``: the stage's stats; its lines go to ``log``."""
+    return run_stage(cfg, store, "prompts", console_to(log) if log else None)
+
+
+def pipeline(cfg: ExperimentConfig, store: RunStore, console: Console | None = None, **kwargs):
+    from ray_pipeline.pipeline import Pipeline
+
+    return Pipeline(cfg, store, console or quiet_console(), **kwargs)
+
+
+def run_stage(cfg: ExperimentConfig, store: RunStore, name: str, console: Console | None = None) -> dict:
+    """Run one stage as ``ray-pipeline <name>`` does (earlier stages resolved); returns its stats."""
+    return pipeline(cfg, store, console).run([name], until=name)[name].stats
+
+
+def stage_rows(cfg: ExperimentConfig, store: RunStore, name: str) -> pa.Table:
+    """This config's rows of stage ``name`` as stored (nothing is run)."""
+    return pipeline(cfg, store).run([], until=name)[name].rows
+
+
+def prompt_rows(cfg: ExperimentConfig, store: RunStore) -> pa.Table:
+    return stage_rows(cfg, store, "prompts")
+
+
+def stage_context(cfg: ExperimentConfig, store: RunStore, name: str):
+    """The context a stage named ``name`` runs with in ``Pipeline(cfg, store)``."""
+    p = pipeline(cfg, store)
+    return p.context(p.build(name))
+
+
+def clip_rows(cfg: ExperimentConfig, store: RunStore, prompts: pa.Table) -> pa.Table:
+    """The generate stage's planned rows for these prompt rows (clip ids and video locations)."""
+    from ray_pipeline.stages.base import StageResult
+
+    p = pipeline(cfg, store)
+    stage = p.build("generate")
+    return stage.plan(p.context(stage), {"prompts": StageResult(prompts)})
+
+
 def write_prompt_rows(store: RunStore, cfg: ExperimentConfig) -> pa.Table:
     """Run the real prompts stage (offline template writer) and return this config's rows."""
-    from ray_pipeline.stages.prompts import prompt_rows, run_prompts
-
-    run_prompts(cfg, store, log=lambda _: None)
+    run_stage(cfg, store, "prompts")
     return prompt_rows(cfg, store)
 
 
@@ -44,11 +109,11 @@ def write_synthetic_clips(store: RunStore, cfg: ExperimentConfig, *, frames: int
     are learnable. Entropies are random in [0.05, 1.3]."""
     import numpy as np
 
-    from ray_pipeline.stages.generate import clip_rows
     from ray_pipeline.video_io import write_mp4
 
     rng = np.random.default_rng(seed)
     rows = clip_rows(cfg, store, write_prompt_rows(store, cfg)).to_pylist()
+    scorer = pipeline(cfg, store).build("score").scorer_id()  # the id this config's score rows carry
     score_rows = []
     for row in rows:
         k, i = row["class_index"], row["clip_index"]
@@ -58,9 +123,9 @@ def write_synthetic_clips(store: RunStore, cfg: ExperimentConfig, *, frames: int
             clip[t, :, x:x + 4, k % 3] = 255
         write_mp4(clip, row["video_uri"])
         row["num_frames"] = frames
-        score_rows.append({"score_id": row_id("score", clip_id=row["clip_id"]), "clip_id": row["clip_id"],
-                           "class_index": k, "class_name": row["class_name"],
-                           "entropy": float(rng.uniform(0.05, 1.3))})
+        score_rows.append({"score_id": row_id("score", clip_id=row["clip_id"], scorer=scorer),
+                           "clip_id": row["clip_id"], "class_index": k, "class_name": row["class_name"],
+                           "entropy": float(rng.uniform(0.05, 1.3)), "scorer": scorer})
     table = pa.Table.from_pylist(rows)
     store.manifest("generate", "clip_id").write_part(table)
     store.manifest("score", "score_id").write_part(pa.Table.from_pylist(score_rows))

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from ray_pipeline.config import DatasetConfig, ExperimentConfig, SplitConfig
-from ray_pipeline.evaluation.datasets import (DatasetError, HMDB_SWAPS, load_splits, read_labels,
-                                              read_split_list)
+from ray_pipeline.evaluation.datasets import HMDB_SWAPS, DatasetError, load_splits, read_labels, read_split_list
 from ray_pipeline.runstore import RunStore
 from tests.helpers import write_tiny_dataset
 
@@ -31,7 +30,8 @@ def test_reads_the_real_hmdb_and_k600_files():
     for i in (1, 2, 3):
         k600 = read_labels(SPLITS / "labels" / f"ZS_split{i}_K600.csv")
         assert len(k600) == 160
-        assert len(read_split_list(SPLITS / "datasets_splits" / "k600_splits" / f"ZS_split{i}_K600_eval.txt", 160)) > 13000
+        path = SPLITS / "datasets_splits" / "k600_splits" / f"ZS_split{i}_K600_eval.txt"
+        assert len(read_split_list(path, 160)) > 13000
 
 
 def test_bad_files_name_file_and_line(tmp_path):
@@ -54,7 +54,9 @@ def test_missing_dataset_path_fails_at_validation(tmp_path):
 
 @pytest.mark.integration
 def test_evaluate_stage_summary_matches_its_rows(tmp_path, ray_cluster, tiny_clip):
-    from ray_pipeline.stages.evaluate import BASELINE, run_evaluate
+    from scipy import stats as scipy_stats
+
+    from tests.helpers import run_stage
 
     classes = ["brush hair", "wave", "run", "jump", "walk", "clap"]
     ds = DatasetConfig(**write_tiny_dataset(tmp_path / "data", classes, per_class=3, broken=True), top5=True)
@@ -62,20 +64,26 @@ def test_evaluate_stage_summary_matches_its_rows(tmp_path, ray_cluster, tiny_cli
         "ray": {"num_cpus": 2}, "train": {"backbone": tiny_clip, "num_frames": 4},
         "evaluate": {"datasets": [ds.model_dump()], "num_clips": 2, "pool": {"batch_size": 4}}})
     store = RunStore(tmp_path / "run")
-    stats = run_evaluate(cfg, store, log=lambda _: None)
+    stats = run_stage(cfg, store, "evaluate")
     rows = store.manifest("evaluate", "eval_id").read().to_pylist()
     assert len(rows) == stats["rows_new"] == len(load_splits(ds, cfg)[0]) + len(load_splits(ds, cfg)[1])
     summary = json.loads(store.read_text("summary.json"))
-    entry = summary["models"][BASELINE]["tiny"]
-    assert entry["corrupt_videos"] == 2 and entry["num_splits"] == 2
+    assert summary["task"] == "zero_shot" and [r["role"] for r in summary["rows"]] == ["backbone"]
+    entry = summary["rows"][0]["datasets"]["tiny"]
+    assert entry["corrupt_videos"] == 2 and entry["top1"]["n"] == 2
     per_split = []
     for split in ("val1", "val2"):
         ok = [r for r in rows if r["split"] == split and r["error"] is None]
         per_split.append(100.0 * sum(r["top1"] for r in ok) / len(ok))
         assert all(r["top5"] or not r["top1"] for r in ok)
-    assert entry["top1_mean"] == pytest.approx(np.mean(per_split))
-    assert entry["top1_std"] == pytest.approx(np.std(per_split))  # population std, as TC-CLIP
-    assert "top5_mean" in entry
+    top1 = entry["top1"]
+    assert top1["mean"] == pytest.approx(np.mean(per_split))
+    assert top1["std"] == pytest.approx(np.std(per_split))  # population std, as TC-CLIP
+    assert top1["per_split"] == pytest.approx(dict(zip(("val1", "val2"), per_split)))
+    if np.std(per_split) > 0:
+        low, high = scipy_stats.t.interval(0.95, df=1, loc=np.mean(per_split), scale=scipy_stats.sem(per_split))
+        assert top1["ci95"] == pytest.approx([low, high])
+    assert "top5" in entry
     assert "± " in store.read_text("summary.md")
-    again = run_evaluate(cfg, store, log=lambda _: None)
+    again = run_stage(cfg, store, "evaluate")
     assert again["rows_new"] == 0

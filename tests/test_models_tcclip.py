@@ -12,8 +12,8 @@ from transformers import CLIPModel
 
 from ray_pipeline.models import TCCLIP, build_video_text_model, load_video_text_model
 from ray_pipeline.models.base import clean_class_name
-from ray_pipeline.tiny import save_tiny_clip, tiny_clip_config, tiny_tokenizer
 from ray_pipeline.models.tome import merge_tokens
+from ray_pipeline.tiny import save_tiny_clip, tiny_clip_config, tiny_tokenizer
 
 CLASSES = ["brush_hair", "ride bike", "ApplyEyeMakeup", "x"]
 

@@ -7,7 +7,6 @@ import torch
 
 from ray_pipeline.models.tome import bipartite_merge_step, merge_schedule, merge_tokens
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

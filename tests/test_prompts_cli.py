@@ -11,14 +11,14 @@ import yaml
 
 from ray_pipeline.config import load_config
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.prompts import prompt_rows
+from tests.helpers import prompt_rows
 from tests.test_prompts_openai import KEY, KEY_ENV, FakeOpenAI, assert_key_absent
 
 cli = pytest.importorskip("ray_pipeline.cli")
 pytestmark = pytest.mark.integration
 
 
-def test_cli_template_hmdb51_x128_ie(tmp_path, monkeypatch, capsys):
+def test_cli_template_hmdb51_x128_ie(tmp_path, monkeypatch, capfd):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump({"name": "ie", "cache_dir": str(tmp_path / "cache"),
@@ -35,10 +35,10 @@ def test_cli_template_hmdb51_x128_ie(tmp_path, monkeypatch, capsys):
         per_class[r["class_name"]][0].add(r["environment"])
         per_class[r["class_name"]][1].add(r["character"])
     assert all(len(e) == 4 and len(c) == 16 for e, c in per_class.values())
-    assert '"rows_new": 6528' in capsys.readouterr().err
+    assert "[prompts] done" in (err := capfd.readouterr().err) and "6528 rows (6528 new" in err
 
 
-def test_cli_openai_writer_keeps_the_key_out_of_mlflow(tmp_path, monkeypatch, capsys):
+def test_cli_openai_writer_keeps_the_key_out_of_mlflow(tmp_path, monkeypatch, capfd):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv(KEY_ENV, KEY)
     server = FakeOpenAI()
@@ -62,9 +62,13 @@ def test_cli_openai_writer_keeps_the_key_out_of_mlflow(tmp_path, monkeypatch, ca
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{run_dir / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    assert len(runs) == 2
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in {p.info.run_id for p in parents}]
+    assert len(parents) == 2 and len(nested) == 2  # one invocation each, its stage nested under it
+    assert {r.data.tags["stage"] for r in nested} == {"prompts"}
     for run in runs:
-        params = json.dumps(run.data.params)
-        assert run.data.params["prompts.openai.api_key_env"] == KEY_ENV and KEY not in params
-    out = capsys.readouterr()
+        assert KEY not in json.dumps(run.data.params) and KEY not in json.dumps(run.data.tags)
+    for run in parents:
+        assert run.data.params["prompts.openai.api_key_env"] == KEY_ENV
+    out = capfd.readouterr()
     assert_key_absent(tmp_path, texts=(out.out, out.err))

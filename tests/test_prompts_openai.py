@@ -23,7 +23,8 @@ import pytest
 
 from ray_pipeline.config import ExperimentConfig
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.prompts import PromptsStageError, prompt_rows, run_prompts
+from ray_pipeline.stages.prompts import PromptsStageError
+from tests.helpers import prompt_rows, run_prompts
 
 KEY_ENV = "RP_TEST_OPENAI_KEY"
 KEY = "sk-test-9f3c2a71d4e8b6051c7aa2e4"
@@ -493,7 +494,7 @@ def test_batch_api_resumes_a_submitted_batch(tmp_path, server, key_env):
 
 def test_batch_api_splits_large_jobs_and_collects_finished_uncollected_batches(tmp_path, server, key_env,
                                                                                 monkeypatch):
-    from ray_pipeline.prompts import openai_writer
+    from ray_pipeline.prompts.writers import openai_writer
 
     monkeypatch.setattr(openai_writer, "BATCH_MAX_REQUESTS", 4)
     cfg = make_cfg(tmp_path, server.url, openai={"batch_api": True})

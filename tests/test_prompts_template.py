@@ -10,7 +10,8 @@ import pytest
 
 from ray_pipeline.config import ExperimentConfig
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.prompts import clip_slot, prompt_rows, run_prompts
+from ray_pipeline.stages.prompts import clip_slot
+from tests.helpers import prompt_rows, run_prompts
 
 
 def cfg_for(tmp_path: Path, **prompts) -> ExperimentConfig:

@@ -26,14 +26,14 @@ from ray_pipeline.prompts.text import (
     truncate_to_tokens,
     verb_phrase,
 )
-from ray_pipeline.prompts.writers import (
+from ray_pipeline.prompts.writers.template import (
     TemplateWriter,
     match_scenes,
     template_characters,
     template_environments,
 )
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.prompts import prompt_rows, run_prompts
+from tests.helpers import prompt_rows, run_prompts
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "prompts.md"
 

@@ -15,7 +15,8 @@ import yaml
 
 from ray_pipeline.models.base import WEIGHTS_FILE
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.train import INFO_FILE, RESULT
+from ray_pipeline.stages.train import RESULT
+from ray_pipeline.training.loop import INFO_FILE
 from tests.helpers import S3_BUCKET, TINY_CLASSES, write_tiny_dataset
 
 pytestmark = pytest.mark.integration
@@ -23,18 +24,23 @@ REPO = Path(__file__).resolve().parents[1]
 PER_CLASS = 2  # clips per class: 4 classes -> 8 clips, two training steps of 4 per epoch
 
 
-def _cli(capsys, command: str, config: Path, run_dir: str) -> tuple[str, dict]:
-    """Run one CLI command; returns its log (stderr) and the last stage's "done" stats."""
+def _cli(capfd, command: str, config: Path, run_dir: str) -> tuple[str, dict]:
+    """Run one CLI command; returns its console (stderr) and the metrics its last stage logged to
+    its nested MLflow run."""
+    import mlflow
+
     from ray_pipeline.cli import main
 
-    capsys.readouterr()
+    capfd.readouterr()
     code = main([command, str(config), "--run-dir", run_dir])
-    log = capsys.readouterr().err
+    log = capfd.readouterr().err
     assert code == 0, log[-4000:]
     last = "evaluate" if command == "run" else command
-    done = [line for line in log.splitlines() if line.startswith(f"[{last}] done: ")]
-    assert done, log[-4000:]
-    return log, json.loads(done[-1].split(" done: ", 1)[1])
+    assert f"[{last}] done in " in log, log[-4000:]
+    client = mlflow.MlflowClient(yaml.safe_load(config.read_text())["mlflow"]["tracking_uri"])
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              filter_string=f"tags.stage = '{last}'", order_by=["attributes.start_time DESC"])
+    return log, runs[0].data.metrics
 
 
 def _checkpoints(store: RunStore, phase_name: str) -> dict[int, str]:
@@ -46,7 +52,7 @@ def _checkpoints(store: RunStore, phase_name: str) -> dict[int, str]:
     return out
 
 
-def test_run_train_resume_and_evaluate_with_the_run_directory_in_s3(tmp_path, monkeypatch, capsys, s3_endpoint,
+def test_run_train_resume_and_evaluate_with_the_run_directory_in_s3(tmp_path, monkeypatch, capfd, s3_endpoint,
                                                                     ray_cluster, tiny_clip):
     run_dir = f"s3://{S3_BUCKET}/runs/tiny?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
     dataset = write_tiny_dataset(tmp_path / "eval", TINY_CLASSES, per_class=2)  # 8 videos, 2 splits
@@ -66,7 +72,7 @@ def test_run_train_resume_and_evaluate_with_the_run_directory_in_s3(tmp_path, mo
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # a URI taken for a relative path would show up here
 
-    _, evaluated = _cli(capsys, "run", config, run_dir)
+    _, evaluated = _cli(capfd, "run", config, run_dir)
     store = RunStore(run_dir)
     n = len(TINY_CLASSES) * PER_CLASS
     assert store.manifest("prompts", "prompt_id").read().num_rows == n
@@ -92,18 +98,18 @@ def test_run_train_resume_and_evaluate_with_the_run_directory_in_s3(tmp_path, mo
     assert evaluated["rows_new"] == n
     assert store.manifest("evaluate", "eval_id").read().num_rows == n
     summary = json.loads(store.read_text("summary.json"))
-    [(label, per_ds)] = summary["models"].items()
-    assert label.startswith("vificlip+generated")
-    entry = per_ds["tiny"]
-    assert entry["videos"] == n and entry["num_splits"] == 2 and entry["corrupt_videos"] == 0
-    assert 0.0 <= entry["top1_mean"] <= 100.0 and entry["top1_std"] >= 0.0
+    [row] = summary["rows"]
+    assert row["label"].startswith("vificlip+generated") and row["role"] == "generated"
+    entry = row["datasets"]["tiny"]
+    assert entry["videos"] == n and entry["top1"]["n"] == 2 and entry["corrupt_videos"] == 0
+    assert 0.0 <= entry["top1"]["mean"] <= 100.0 and entry["top1"]["std"] >= 0.0
     # MLflow's artifacts (each stage's config.yaml) went to the run directory too.
     artifacts = store.fs.get_file_info(pafs.FileSelector(store.fs_path("mlartifacts"), recursive=True))
     assert any(i.base_name == "config.yaml" for i in artifacts)
 
     # A rerun finds the finished phase in the bucket and trains nothing.
-    log, again = _cli(capsys, "train", config, run_dir)
-    assert "already finished" in log and f"{n} clips" not in log, log[-4000:]  # no trainer started
+    log, again = _cli(capfd, "train", config, run_dir)
+    assert "already trained" in log and f"{n} clips" not in log, log[-4000:]  # no trainer started
     assert again["epochs"] == 2 and again["final_loss"] == trained_loss
     assert _checkpoints(store, phase) == checkpoints
     assert json.loads(store.read_text(RESULT))["model_dir"] == result["model_dir"]
@@ -115,8 +121,8 @@ def test_run_train_resume_and_evaluate_with_the_run_directory_in_s3(tmp_path, mo
     store.fs.delete_dir(store.fs_path(checkpoints[1]))
     for rel in store.list_files(f"train/ray/{phase}"):
         store.fs.delete_file(store.fs_path(rel))
-    log, resumed = _cli(capsys, "train", config, run_dir)
-    assert f"resuming after epoch 0 from s3://{S3_BUCKET}/runs/tiny/train/ray/{phase}/" in log, log[-4000:]
+    log, resumed = _cli(capfd, "train", config, run_dir)
+    assert f"resuming after epoch 1 from s3://{S3_BUCKET}/runs/tiny/train/ray/{phase}/" in log, log[-4000:]
     assert resumed["resumed_from_epoch"] == 1 and resumed["epochs"] == 2
     # The same weights, optimizer and schedule as before (the same RNG streams too): the same loss.
     assert resumed["final_loss"] == pytest.approx(trained_loss, rel=1e-5)

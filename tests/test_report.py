@@ -8,25 +8,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ray_pipeline.evaluation.statistics import describe
+from ray_pipeline.report import write_report
+from ray_pipeline.report.sweep import BACKBONE_ROW as BASELINE
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.evaluate import BASELINE
-from ray_pipeline.stages.report import write_report
 
 TRAINED = "tcclip+generated (ul, synthetic)"
 
 
 def _summary(values: dict[str, list[float]], baseline: dict[str, list[float]] | None = None) -> dict:
-    """A summary.json as the evaluate stage writes it, from per-split accuracies."""
+    """A summary.json as the zero-shot task writes it, from per-split accuracies."""
     def entry(per_split: list[float]) -> dict:
-        return {"top1_mean": float(np.mean(per_split)), "top1_std": float(np.std(per_split)),
-                "num_splits": len(per_split), "top1_per_split": {f"val{i + 1}": v for i, v in enumerate(per_split)},
+        return {"top1": describe({(0, f"val{i + 1}"): v for i, v in enumerate(per_split)}),
                 "videos": 10, "corrupt_videos": 0}
 
-    models = {}
+    rows = []
     if baseline:
-        models[BASELINE] = {ds: entry(v) for ds, v in baseline.items()}
-    models[TRAINED] = {ds: entry(v) for ds, v in values.items()}
-    return {"models": models, "protocol": {"num_clips": 2, "num_frames": 8, "std": "population (ddof=0)"}}
+        rows.append({"label": BASELINE, "role": "backbone", "seeds": [],
+                     "datasets": {ds: entry(v) for ds, v in baseline.items()}})
+    rows.append({"label": TRAINED, "role": "generated", "seeds": [0],
+                 "datasets": {ds: entry(v) for ds, v in values.items()}})
+    return {"task": "zero_shot", "rows": rows,
+            "protocol": {"num_clips": 2, "num_frames": 8, "std": "population (ddof=0)"}}
 
 
 def _fake_sweep(root: Path, axes: list[dict], trials: list[tuple[dict, dict | None]],
@@ -129,7 +132,8 @@ def test_run_directory_report(tmp_path):
                                                             "w": 0.3, "num_clips": 96, "num_classes": 12}))
     assert write_report(RunStore(root)) == ["report.md", "report.html"]
     md = (root / "report.md").read_text()
-    assert f"| {TRAINED} | 45.0 ± 5.0 (2 splits) |" in md and "96 generated clips" in md
+    # CI by hand: sem = 7.071 / sqrt(2) = 5.0, t(0.975, 1) = 12.706 -> 45 ± 63.5
+    assert f"| {TRAINED} | generated | 45.0 ± 5.0 [-18.5, 108.5] (n=2) |" in md and "96 generated clips" in md
 
 
 def test_report_cli(tmp_path, capsys):
@@ -141,7 +145,7 @@ def test_report_cli(tmp_path, capsys):
     root.mkdir()
     (root / "summary.json").write_text(json.dumps(_summary({"hmdb": [40.0]})))
     assert main(["report", str(root)]) == 0
-    assert "40.0 ± 0.0 (1 splits)" in capsys.readouterr().out
+    assert "40.0 ± 0.0 (n=1)" in capsys.readouterr().out
 
 
 def test_two_sweeps_combine_into_table7_columns(tmp_path, capsys):
@@ -151,7 +155,8 @@ def test_two_sweeps_combine_into_table7_columns(tmp_path, capsys):
     dirs = []
     for ds, offset in (("ucf", 80.0), ("hmdb", 55.0)):
         trials = [({"train.loss": loss, "train.seed": seed},
-                   _summary({ds: [offset + i + seed, offset + i + seed]}, {ds: [offset - 5]} if i == seed == 0 else None))
+                   _summary({ds: [offset + i + seed, offset + i + seed]},
+                            {ds: [offset - 5]} if i == seed == 0 else None))
                   for i, loss in enumerate(("ls", "uw", "uf", "ul")) for seed in (0, 1)]
         _fake_sweep(tmp_path / ds, [{"path": "train.loss", "kind": "grid", "spec": ["ls", "uw", "uf", "ul"]}], trials,
                     datasets=[ds])

@@ -58,11 +58,6 @@ def test_manifest_rejects_rows_without_id_and_names_corrupt_parts(tmp_path):
         m.read()
 
 
-def test_require_names_the_missing_stage(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run the stage that writes prompts"):
-        RunStore(tmp_path).manifest("prompts", "prompt_id").require("prompts")
-
-
 def test_folders_and_local_copies_of_a_local_store(tmp_path):
     store = RunStore(tmp_path)
     store.write_text("a/checkpoint_1/info.json", "{}")

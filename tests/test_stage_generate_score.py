@@ -3,11 +3,10 @@
 import numpy as np
 import pytest
 
+from ray_pipeline.models.clip_scorer import ClipScorer
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.generate import run_generate
-from ray_pipeline.stages.score import ClipScorer, run_score
 from ray_pipeline.video_io import count_frames, read_frames
-from tests.helpers import TINY_CLASSES, tiny_cogvideox_config, write_prompt_rows
+from tests.helpers import TINY_CLASSES, clip_rows, prompt_rows, run_stage, tiny_cogvideox_config, write_prompt_rows
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +16,7 @@ def generated(tmp_path_factory, ray_cluster, tiny_cogvideox, tiny_clip):
     store = RunStore(tmp_path_factory.mktemp("run"))
     cfg = tiny_cogvideox_config(tiny_cogvideox, tiny_clip)
     prompts = write_prompt_rows(store, cfg)
-    stats = run_generate(cfg, store, log=lambda _: None)
+    stats = run_stage(cfg, store, "generate")
     return cfg, store, prompts, stats
 
 
@@ -44,17 +43,13 @@ def test_generate_is_deterministic_per_seed_and_distinct_across_seeds(generated)
 def test_generate_rerun_skips_done_rows(generated):
     cfg, store, _, _ = generated
     parts_before = store.manifest("generate", "clip_id").parts()
-    stats = run_generate(cfg, store, log=lambda _: None)
+    stats = run_stage(cfg, store, "generate")
     assert stats["rows_new"] == 0 and stats["rows_skipped"] == 12
     assert store.manifest("generate", "clip_id").parts() == parts_before
 
 
 def test_changed_generator_setting_gives_new_clip_ids(generated, tiny_cogvideox, tiny_clip):
     _, store, _, _ = generated
-    from ray_pipeline.stages.generate import clip_rows
-
-    from ray_pipeline.stages.prompts import prompt_rows
-
     prompts = prompt_rows(tiny_cogvideox_config(tiny_cogvideox, tiny_clip), store)
     a = clip_rows(tiny_cogvideox_config(tiny_cogvideox, tiny_clip), store, prompts)
     cfg_b = tiny_cogvideox_config(tiny_cogvideox, tiny_clip)
@@ -68,7 +63,7 @@ def test_score_matches_hand_computation(generated, tiny_clip):
     from transformers import AutoTokenizer, CLIPImageProcessor, CLIPModel
 
     cfg, store, _, _ = generated
-    stats = run_score(cfg, store, log=lambda _: None)
+    stats = run_stage(cfg, store, "score")
     assert stats["rows_new"] == 12
     scores = store.manifest("score", "score_id").read().to_pylist()
     assert len({r["clip_id"] for r in scores}) == 12
@@ -104,7 +99,7 @@ def test_score_matches_hand_computation(generated, tiny_clip):
     assert row["predicted_index"] == int(np.argmax(p))
     assert row["predicted_class"] == TINY_CLASSES[int(np.argmax(p))]
 
-    again = run_score(cfg, store, log=lambda _: None)
+    again = run_stage(cfg, store, "score")
     assert again["rows_new"] == 0
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from ray_pipeline.config import ExperimentConfig
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.train import RESULT, run_train
-from tests.helpers import TINY_CLASSES, write_synthetic_clips
+from ray_pipeline.stages.train import RESULT
+from ray_pipeline.training.records import TrainingRecords, merge_records
+from tests.helpers import TINY_CLASSES, quiet_console, run_stage, write_synthetic_clips
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ def test_two_workers_match_one_worker_on_the_same_global_batch(tmp_path, ray_clu
         store = RunStore(tmp_path / f"w{workers}")
         cfg = _config(tiny_clip, num_workers=workers)
         write_synthetic_clips(store, cfg)
-        stats = run_train(cfg, store, log=lambda _: None)
+        stats = run_stage(cfg, store, "train")
         assert stats["epochs"] == 2
         result = json.loads(store.read_text(RESULT))
         losses[workers] = _epoch_losses(store, result["phases"][0]["name"])
@@ -66,7 +67,7 @@ def test_killed_worker_is_replaced_and_training_resumes(tmp_path, ray_cluster, t
     killed: list[int] = []
     killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(tmp_path / "run", killed))
     killer.start()
-    stats = run_train(cfg, store, log=lambda _: None)
+    stats = run_stage(cfg, store, "train")
     killer.join()
     assert killed, "no training worker was found to kill"
     assert stats["epochs"] == 8
@@ -80,10 +81,10 @@ def test_rerun_continues_and_final_model_loads_without_pickle(tmp_path, ray_clus
     store = RunStore(tmp_path / "run")
     cfg = _config(tiny_clip, model="vificlip", epochs=2)
     write_synthetic_clips(store, cfg)
-    run_train(cfg, store, log=lambda _: None)
-    logs: list[str] = []
-    again = run_train(cfg, store, log=logs.append)
-    assert any("already finished" in line for line in logs)
+    run_stage(cfg, store, "train")
+    console = quiet_console()
+    again = run_stage(cfg, store, "train", console)
+    assert "already trained" in console.stream.getvalue()
     assert again["epochs"] == 2
     result = json.loads(store.read_text(RESULT))
     model = load_video_text_model(result["model_dir"])
@@ -96,16 +97,13 @@ def test_rerun_continues_and_final_model_loads_without_pickle(tmp_path, ray_clus
 
 
 def test_merge_records_unions_classes_by_name():
-    from ray_pipeline.stages.train import merge_records
-
-    a = {"class_names": ["wave", "run"], "videos": ["a0", "a1"], "labels": [1, 0], "uncertainty": [0.5, 0.1],
-         "clip_ids": ["a0", "a1"]}
-    b = {"class_names": ["jump", "wave"], "videos": ["b0", "b1"], "labels": [0, 1], "uncertainty": [0.0, 0.0],
-         "clip_ids": ["b0", "b1"]}
+    a = TrainingRecords(["wave", "run"], ["a0", "a1"], [1, 0], [0.5, 0.1], ["a0", "a1"], ["generated"] * 2)
+    b = TrainingRecords(["jump", "wave"], ["b0", "b1"], [0, 1], [0.0, 0.0], ["b0", "b1"], ["real"] * 2)
     m = merge_records(a, b)
-    assert m["class_names"] == ["wave", "run", "jump"]
-    assert [m["class_names"][i] for i in m["labels"]] == ["run", "wave", "jump", "wave"]
-    assert m["uncertainty"] == [0.5, 0.1, 0.0, 0.0]
+    assert m.class_names == ["wave", "run", "jump"]
+    assert [m.class_names[i] for i in m.labels] == ["run", "wave", "jump", "wave"]
+    assert m.uncertainty == [0.5, 0.1, 0.0, 0.0]
+    assert m.source == ["generated", "generated", "real", "real"]
 
 
 def test_pretrain_on_synthetic_then_finetune_on_real(tmp_path, ray_cluster, tiny_clip):
@@ -116,7 +114,7 @@ def test_pretrain_on_synthetic_then_finetune_on_real(tmp_path, ray_cluster, tiny
     cfg = _config(tiny_clip, model="vificlip", epochs=1, finetune_epochs=1, recipe="synthetic_then_real",
                   real=real)
     write_synthetic_clips(store, cfg)
-    stats = run_train(cfg, store, log=lambda _: None)
+    stats = run_stage(cfg, store, "train")
     result = json.loads(store.read_text(RESULT))
     assert [p["name"].split("-")[0] for p in result["phases"]] == ["synthetic", "real"]
     assert result["model_dir"].startswith(result["phases"][1]["checkpoint"])

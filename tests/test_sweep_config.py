@@ -10,7 +10,8 @@ import yaml
 
 from ray_pipeline.config import ConfigError
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.sweep import attach, load_sweep, plan_resources
+from ray_pipeline.sweep.resources import plan_resources
+from ray_pipeline.sweep.space import attach, load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = REPO.parent / "shared" / "data" / "vifi-clip-splits"
@@ -72,7 +73,8 @@ def test_distributions_are_drawn_reproducibly_with_tune_samplers(tmp_path):
     ({"train": {"w": {"uniform": [0.5]}}}, r"train\.w: \{uniform: \.\.\.\} needs \[low, high\]"),
     ({"train": {"w": {"grid": []}}}, r"train\.w: \{grid: \.\.\.\} needs a non-empty list"),
     ({"train": {"lr": {"loguniform": [0, 1]}}}, r"train\.lr: \{loguniform: \.\.\.\} needs low > 0"),
-    ({"train": {"loss": {"grid": ["ul", "bogus"]}}}, r"\(trial 2 of 2: train\.loss=bogus\): train\.loss: Input should be"),
+    ({"train": {"loss": {"grid": ["ul", "bogus"]}}},
+     r"\(trial 2 of 2: train\.loss=bogus\): train\.loss: Input should be"),
     ({"train": {"w": {"grid": [0.3, 1.5]}}}, r"\(trial 2 of 2: train\.w=1\.5\): train\.w: Input should be less than"),
     ({"train": {"ww": {"grid": [0.1, 0.3]}}}, r": train\.ww: unknown key"),
     ({"ray": {"num_cpus": {"grid": [1, 2]}}}, r"ray\.num_cpus: cannot be swept"),

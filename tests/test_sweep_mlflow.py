@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.sweep import TRIAL_SPEC, SweepTracker
+from ray_pipeline.sweep.layout import TRIAL_SPEC
+from ray_pipeline.sweep.tracking import SweepTracker
 
 
 def test_runs_are_looked_up_by_tag_across_processes(tmp_path, monkeypatch):

@@ -195,7 +195,7 @@ def test_resume_skips_finished_trials_and_keeps_one_mlflow_run_per_trial(killed_
 
 
 def test_sweep_report_matches_trial_summaries(killed_and_resumed):
-    from ray_pipeline.stages.report import BASELINE
+    from ray_pipeline.report.sweep import BACKBONE_ROW
 
     sweep_dir, _, _, _ = killed_and_resumed
     report = (sweep_dir / "report.md").read_text()
@@ -204,12 +204,12 @@ def test_sweep_report_matches_trial_summaries(killed_and_resumed):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for t in _trials(sweep_dir):
         summary = json.loads((sweep_dir / "trials" / t["key"] / "summary.json").read_text())
-        model = next(m for m in summary["models"] if m != BASELINE)
-        top1 = summary["models"][model]["tiny"]["top1_mean"]
+        rows = {r["role"]: r for r in summary["rows"]}
+        top1 = rows["generated"]["datasets"]["tiny"]["top1"]["mean"]
         label = f"clips_per_class={t['variant']['generate.clips_per_class']}"
         assert f"| {label} | {top1:.1f} (n=1) |" in report
         if t["evaluate_baseline"]:
-            base = summary["models"][BASELINE]["tiny"]["top1_mean"]
-            assert f"| {BASELINE} | {base:.1f} (n=1) |" in report
+            base = rows["backbone"]["datasets"]["tiny"]["top1"]["mean"]
+            assert f"| {BACKBONE_ROW} | {base:.1f} (n=1) |" in report
     # The baseline was evaluated in one trial only.
     assert sum(t["evaluate_baseline"] for t in _trials(sweep_dir)) == 1

@@ -4,8 +4,15 @@ import pyarrow as pa
 
 from ray_pipeline.config import ExperimentConfig
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.train import synthetic_records
-from tests.helpers import TINY_CLASSES, write_synthetic_clips
+from tests.helpers import TINY_CLASSES, pipeline, write_synthetic_clips
+
+
+def synthetic_records(cfg, store):
+    """The train stage's generated-clip records for this config, from the resolved upstream rows."""
+    p = pipeline(cfg, store)
+    results = p.run([], until="score")
+    stage = p.build("train")
+    return stage.phases(p.context(stage), results)[0].data.as_dict()
 
 
 def test_records_are_the_same_whatever_order_the_manifest_parts_were_written_in(tmp_path):

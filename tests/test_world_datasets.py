@@ -61,7 +61,7 @@ def test_split_files_follow_the_vifi_format(root):
 
 
 def test_videos_decode_with_decord(root):
-    from ray_pipeline.world.datasets import _target_jobs, WorldDatasetSizes
+    from ray_pipeline.world.datasets import WorldDatasetSizes, _target_jobs
     from ray_pipeline.world.render import RealStyle, render_clip
 
     path, label = read_split(root / "world_hmdb", "val2")[0]

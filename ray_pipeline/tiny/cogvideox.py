@@ -13,8 +13,7 @@ def build_tiny_cogvideox(out_dir: str | Path, seed: int = 0, num_layers: int = 1
     Latents are ``latent_size`` square (8x that in pixels: 16x16 by default); use num_frames=9
     and max_sequence_length=16. Benchmarks raise ``num_layers``/``latent_size`` for more work."""
     import torch
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline
-    from diffusers import CogVideoXTransformer3DModel
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
     torch.manual_seed(seed)

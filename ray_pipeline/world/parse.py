@@ -271,10 +271,6 @@ class ParsedPrompt:
     attributes: dict[str, Any] = field(default_factory=dict)
     matches: tuple[tuple[str, str, str], ...] = ()  # (category, name, matched text), for debugging
 
-    @property
-    def mentions_character(self) -> bool:
-        return self.character is not None or bool(self.attributes)
-
 
 def _winner(scores: dict[str, float], first: dict[str, int]) -> str | None:
     if not scores:

@@ -480,8 +480,8 @@ def m_sword_exercise(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
 def m_tai_chi(c: np.ndarray, u: np.ndarray, a: float) -> Pose:
     p = Pose(len(c), 1.0)
     r = 1.2 + 0.9 * a * _sin(c)
-    l = 1.2 + 0.9 * a * _sin(c, 1, 0.25)
-    return p.set(sh_r=r, sh_l=-l, el_r=0.6 + 0.3 * _sin(c, 1, 0.5), el_l=-(0.6 + 0.3 * _sin(c, 1, 0.75)),
+    left = 1.2 + 0.9 * a * _sin(c, 1, 0.25)
+    return p.set(sh_r=r, sh_l=-left, el_r=0.6 + 0.3 * _sin(c, 1, 0.5), el_l=-(0.6 + 0.3 * _sin(c, 1, 0.75)),
                  hp_r=0.3, hp_l=-0.3, kn_r=0.35, kn_l=-0.35, x=0.06 * _sin(c, 1, 0.1), rot=0.05 * _sin(c))
 
 

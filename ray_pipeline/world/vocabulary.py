@@ -53,11 +53,8 @@ SKIN_TONES: dict[str, tuple[float, float, float]] = {
     "dark": (0.36, 0.23, 0.14),
 }
 
-HAIR_STYLES = ("short", "long", "ponytail", "bald")
 BUILDS = ("thin", "normal", "heavy")
-BOTTOM_KINDS = ("pants", "shorts", "dress")
 CHILD_HEIGHT = 0.74  # relative body size of a child
-ACCESSORIES = ("none", "hat", "cap", "headband", "helmet", "backpack", "scarf", "chef hat")
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,6 @@ class Environment:
     lighting: str
     props: tuple[str, ...]
     phrases: tuple[str, ...]
-    outdoor: bool = False
 
 
 @dataclass(frozen=True)
@@ -165,10 +161,9 @@ ENVIRONMENTS: tuple[Environment, ...] = (
                  "training room", "weight rack", "dumbbell")),
     Environment("beach", "on a sandy beach by the sea", "sky", "pale sky", "sand", 0.45, "sunny",
                 ("sea", "sun"), ("beach", "seaside", "shore", "seashore", "sea", "ocean", "sandy", "sand",
-                                 "coast"), outdoor=True),
+                                 "coast")),
     Environment("forest", "in a green forest among tall trees", "forest", "dark grass", "dark grass", 0.35,
-                "dim", ("trees",), ("forest", "woods", "woodland", "jungle", "tree", "trail"),
-                outdoor=True),
+                "dim", ("trees",), ("forest", "woods", "woodland", "jungle", "tree", "trail")),
     Environment("kitchen", "in a kitchen with cabinets and a counter", "cream", "peach", "tile", 0.50,
                 "warm", ("cabinets", "counter"), ("kitchen", "counter", "cabinet", "stove")),
     Environment("bathroom", "in a bathroom with tiled walls and a mirror", "tile", "mint", "tile", 0.40,
@@ -179,13 +174,12 @@ ENVIRONMENTS: tuple[Environment, ...] = (
                                                           "meeting room")),
     Environment("city street", "on a city street between buildings", "sky", "pale sky", "asphalt", 0.30,
                 "day", ("buildings", "lamp"), ("street", "city", "sidewalk", "pavement", "downtown",
-                                               "road", "urban", "alley", "crosswalk"), outdoor=True),
+                                               "road", "urban", "alley", "crosswalk")),
     Environment("park", "in a park on the grass", "sky", "pale sky", "grass", 0.40, "sunny",
                 ("trees", "bench"), ("park", "lawn", "grass", "grassy", "meadow", "garden", "field",
-                                     "backyard"), outdoor=True),
+                                     "backyard")),
     Environment("snowfield", "in a snowy field in winter", "pale sky", "snow", "snow", 0.40, "bright",
-                ("snowflakes",), ("snow", "snowy", "winter", "snowfield", "ice", "icy", "frozen"),
-                outdoor=True),
+                ("snowflakes",), ("snow", "snowy", "winter", "snowfield", "ice", "icy", "frozen")),
     Environment("stage", "on a stage under a spotlight with red curtains", "curtain", "curtain",
                 "stage floor", 0.35, "spotlight", ("spotlight", "curtain"),
                 ("stage", "theater", "theatre", "concert", "auditorium", "performance hall", "studio")),
@@ -193,19 +187,19 @@ ENVIRONMENTS: tuple[Environment, ...] = (
                 "warm", ("bed", "window"), ("bedroom", "bed", "dorm", "dormitory")),
     Environment("swimming pool", "at a swimming pool with blue water", "pale sky", "tile", "water", 0.35,
                 "bright", ("lanes",), ("swimming pool", "pool", "poolside", "water", "lane",
-                                       "natatorium"), outdoor=True),
+                                       "natatorium")),
     Environment("basketball court", "on a basketball court with a hoop", "office wall", "cream", "court",
                 0.45, "bright", ("hoop",), ("basketball court", "court", "arena", "gymnasium",
                                             "sports hall", "hoop")),
     Environment("desert", "in a sunny desert with dunes and cacti", "desert sky", "desert sky", "dune",
                 0.35, "sunny", ("dunes", "cactus", "sun"), ("desert", "dune", "dunes", "cactus", "cacti",
-                                                             "canyon", "arid"), outdoor=True),
+                                                             "canyon", "arid")),
     Environment("dojo", "in a dojo with tatami mats and paper walls", "paper", "paper", "tatami", 0.50,
                 "warm", ("paper wall",), ("dojo", "tatami", "martial arts hall", "karate school",
                                           "temple", "mat")),
     Environment("golf course", "on a golf course with a flag on the green", "sky", "pale sky", "grass",
                 0.30, "sunny", ("flag", "trees"), ("golf course", "fairway", "putting green",
-                                                   "driving range", "golf links"), outdoor=True),
+                                                   "driving range", "golf links")),
 )
 
 ENVIRONMENT_BY_NAME: dict[str, Environment] = {e.name: e for e in ENVIRONMENTS}
@@ -390,7 +384,8 @@ ACTIONS: tuple[Action, ...] = (
        stereotype_env="gym", stereotype_character="basketball player in purple",
        typical_envs=("gym", "park", "dojo", "basketball court"), hard_pair="climb"),
     _A("walk", ("walk", "stroll", "march", "wander", "step along", "saunter", "hike"),
-       weak=("walker", "pedestrian"), gerund="walking", description="the legs step forward one after the other, arms swinging",
+       weak=("walker", "pedestrian"), gerund="walking",
+       description="the legs step forward one after the other, arms swinging",
        stereotype_env="city street", stereotype_character="businessman in a black suit",
        typical_envs=("city street", "park", "forest", "beach"), hard_pair="run"),
     _A("run", ("run", "jog", "sprint", "dash", "running", "ran"), weak=("race", "runner", "jogger"),

@@ -1,107 +1,20 @@
-"""Prompt writers behind one interface, and the offline ``template`` writer.
-
-A writer answers :class:`~ray_pipeline.prompts.messages.Job` s: per class, an action description,
-N environments, N characters, and (for the ``llm`` composer) final prompts. Writers are registered
-by name; ``prompts.writer`` in the config picks one.
-"""
+"""The offline, deterministic ``template`` writer: answers from the built-in lexicon, or from the
+procedural world's vocabulary for the world's classes."""
 
 from __future__ import annotations
 
 import hashlib
 import random
 import re
-import threading
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from ray_pipeline.prompts import lexicon
 from ray_pipeline.prompts.messages import Job
 from ray_pipeline.prompts.text import compose_template, verb_phrase
+from ray_pipeline.prompts.writers.base import JobResult, PromptWriter, WriterStats, register_writer
 
 # Bump when the lexicon or the template writer's choices change (it is in the writer identity).
 TEMPLATE_VERSION = "t1"
-
-
-class WriterError(RuntimeError):
-    """A writer that cannot work at all (no key, a failed batch); per-class failures are results."""
-
-
-@dataclass
-class JobResult:
-    """A job's answer: ``values`` (exactly ``job.n`` strings) or an ``error`` naming the class."""
-
-    job: Job
-    values: list[str] | None
-    error: str | None = None
-
-
-@dataclass
-class WriterStats:
-    """What a writer cost: requests sent, answers served from the cache, tokens and dollars."""
-
-    requests: int = 0
-    cache_hits: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    est_cost_usd: float = 0.0
-    failed_requests: int = 0
-    batches_submitted: int = 0
-    batches_resumed: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **deltas: float) -> None:
-        with self._lock:
-            for name, value in deltas.items():
-                setattr(self, name, getattr(self, name) + value)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 6) if isinstance(v, float) else v)
-                for k, v in self.__dict__.items() if not k.startswith("_")}
-
-
-class PromptWriter(ABC):
-    """Answers description and composition jobs; ``identity()`` goes into every prompt id."""
-
-    name: ClassVar[str]
-    stats: WriterStats
-
-    @abstractmethod
-    def identity(self) -> dict[str, Any]:
-        """Everything about the writer that changes its answers (model, temperature, versions)."""
-
-    @abstractmethod
-    def answer(self, jobs: list[Job]) -> list[JobResult]:
-        """One result per job, in order; a failed job carries an error and never raises."""
-
-    def close(self) -> None:
-        """Release clients and pools."""
-
-
-_REGISTRY: dict[str, Callable[..., PromptWriter]] = {}
-
-
-def register_writer(name: str) -> Callable[[type[PromptWriter]], type[PromptWriter]]:
-    def deco(cls: type[PromptWriter]) -> type[PromptWriter]:
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def get_writer_class(name: str) -> Callable[..., PromptWriter]:
-    import ray_pipeline.prompts.openai_writer  # noqa: F401  (registers "openai")
-
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown prompt writer {name!r}; known: {sorted(_REGISTRY)}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# The template writer
-# --------------------------------------------------------------------------------------------
 
 
 def _rng(*parts: str) -> random.Random:
@@ -242,11 +155,15 @@ class TemplateWriter(PromptWriter):
         self.world = world
         self.stats = WriterStats()
 
-    def identity(self) -> dict[str, Any]:
+    @classmethod
+    def identity_of(cls, world: bool) -> dict[str, Any]:
         ident: dict[str, Any] = {"writer": "template", "version": TEMPLATE_VERSION}
-        if self.world:
+        if world:
             ident["world"] = True
         return ident
+
+    def identity(self) -> dict[str, Any]:
+        return self.identity_of(self.world)
 
     def _world_values(self, job: Job) -> list[str] | None:
         action = _world_action(job.class_name) if self.world else None

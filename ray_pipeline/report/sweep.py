@@ -1,31 +1,28 @@
-"""``ray-pipeline report RUN_DIR_OR_SWEEP``: paper-style tables (Markdown and HTML) and curves.
-
-For a **sweep directory** (it has ``sweep.json``), trials are grouped by their swept values other
-than seeds (any axis whose field is ``seed``, e.g. ``train.seed``); each cell is the trained
-model's zero-shot top-1 averaged over the dataset's splits (``summary.json``), then mean ±
-population std (ddof=0) over the seeds of that cell, with ``n`` the seeds that have results.
-Layouts follow the paper: a ``prompts.strategy`` sweep is Table 6 (+Basic/+Cha/+Env/+IE), a
-``train.loss`` sweep is Table 7 (+LS/+UW/+UF/+UL), each under a first row for the backbone
-without generated data; ``train.w`` and ``generate.clips_per_class`` sweeps also get a PNG curve.
-Any other grid gets the same table with one row per combination.
-
-For a **run directory** (``summary.json``), the models × datasets table (mean ± std over splits).
-
-Outputs: ``report.md``, ``report.html`` and ``report/*.png`` in the directory.
+"""Sweep reports: trials grouped by their swept values other than seeds (any axis whose field is
+``seed``, e.g. ``train.seed``); each cell is the generated-data model's zero-shot top-1 averaged over
+the dataset's splits (its ``summary.json`` row with role ``generated``), then mean ± population std
+(ddof=0) over the seeds of that cell, with ``n`` the seeds that have results. Layouts follow the
+paper: a ``prompts.strategy`` sweep is Table 6 (+Basic/+Cha/+Env/+IE), a ``train.loss`` sweep is
+Table 7 (+LS/+UW/+UF/+UL), each under a first row for the backbone (role ``backbone``);
+``train.w`` and ``generate.clips_per_class`` sweeps also get a PNG curve. Any other grid gets the
+same table with one row per combination.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ray_pipeline.report.document import Doc
 from ray_pipeline.runstore import RunStore
-from ray_pipeline.stages.evaluate import BASELINE  # the untrained backbone's label in summary.json
+from ray_pipeline.sweep.layout import SWEEP_FILE, TRIAL_ATTEMPTS, TRIAL_RESULT, TRIALS_FILE, trial_dir
+
+BACKBONE_ROW = "backbone (no generated data)"
+PLOT_DIR = "report"
 
 # Paper row labels and order (Tables 6 and 7).
 STRATEGY_LABELS = {"basic": "+Basic", "cha": "+Cha", "env": "+Env", "ie": "+IE"}
@@ -47,7 +44,6 @@ CURVES = {
     "train.w": ("w_curve.png", "UL weight w (ε_i = w·u_i)", "w curve"),
     "generate.clips_per_class": ("clips_per_class_curve.png", "generated clips per class", "clips-per-class curve"),
 }
-REPORT_MD, REPORT_HTML, PLOT_DIR = "report.md", "report.html", "report"
 
 
 def is_seed_axis(path: str) -> bool:
@@ -68,69 +64,6 @@ def variant_label(variant: dict[str, Any], with_seeds: bool = False) -> str:
         else:
             parts.append(f"{path.split('.')[-1]}={value}")
     return ", ".join(parts) or "base config"
-
-
-# --------------------------------------------------------------------------------------------
-# A tiny document model rendered to both Markdown and HTML
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Doc:
-    blocks: list[tuple] = field(default_factory=list)
-
-    def h(self, level: int, text: str) -> None:
-        self.blocks.append(("h", level, text))
-
-    def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def table(self, header: list[str], rows: list[list[str]]) -> None:
-        self.blocks.append(("table", header, rows))
-
-    def img(self, path: str, alt: str) -> None:
-        self.blocks.append(("img", path, alt))
-
-    def markdown(self) -> str:
-        out = []
-        for b in self.blocks:
-            if b[0] == "h":
-                out.append("#" * b[1] + " " + b[2])
-            elif b[0] == "p":
-                out.append(b[1])
-            elif b[0] == "table":
-                header, rows = b[1], b[2]
-                lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-                out.append("\n".join(lines))
-            elif b[0] == "img":
-                out.append(f"![{b[2]}]({b[1]})")
-        return "\n\n".join(out) + "\n"
-
-    def html(self, title: str) -> str:
-        e = html.escape
-        body = []
-        for b in self.blocks:
-            if b[0] == "h":
-                body.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
-            elif b[0] == "p":
-                body.append(f"<p>{e(b[1])}</p>")
-            elif b[0] == "table":
-                head = "".join(f"<th>{e(c)}</th>" for c in b[1])
-                rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2])
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-            elif b[0] == "img":
-                body.append(f'<p><img src="{e(b[1])}" alt="{e(b[2])}" width="560"></p>')
-        style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
-                 "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:.3em .7em;"
-                 "text-align:right}th:first-child,td:first-child{text-align:left}thead{background:#eee}")
-        return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{e(title)}</title>"
-                f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-# --------------------------------------------------------------------------------------------
-# Numbers
-# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -158,8 +91,14 @@ class Cell:
         return f"{self.mean:.1f} ± {self.std:.1f} ({count})"
 
 
-def _trained_model(summary: dict) -> str | None:
-    return next((m for m in summary.get("models", {}) if m != BASELINE), None)
+def summary_row(summary: dict | None, role: str) -> dict | None:
+    """The first row of ``summary.json`` with ``role`` (``backbone``, ``generated``...)."""
+    return next((r for r in (summary or {}).get("rows", []) if r["role"] == role), None)
+
+
+def top1(row: dict | None, dataset: str) -> dict | None:
+    """A row's top-1 entry on ``dataset`` (mean, std, ci95, n, per_split), if evaluated."""
+    return ((row or {}).get("datasets", {}).get(dataset) or {}).get("top1")
 
 
 def _read_json(store: RunStore, name: str) -> Any:
@@ -183,13 +122,13 @@ class TrialData:
 def load_trials(root: RunStore) -> list[TrialData]:
     """Every trial of a sweep with whatever results it has so far."""
     trials = []
-    for rec in json.loads(root.read_text("trials.json")):
-        store = RunStore(root.uri(f"trials/{rec['key']}"))
-        attempts = store.read_text("attempts.jsonl").count("\n") if store.exists("attempts.jsonl") else 0
+    for rec in json.loads(root.read_text(TRIALS_FILE)):
+        store = RunStore(root.uri(trial_dir(rec["key"])))
+        attempts = store.read_text(TRIAL_ATTEMPTS).count("\n") if store.exists(TRIAL_ATTEMPTS) else 0
         ev = rec.get("config", {}).get("evaluate", {})
         datasets = [d["name"] for d in ev["datasets"]] if "datasets" in ev else None
         trials.append(TrialData(rec["key"], rec["variant"], _read_json(store, "summary.json"),
-                                _read_json(store, "trial_result.json"), _read_json(store, "train/result.json"),
+                                _read_json(store, TRIAL_RESULT), _read_json(store, "train/result.json"),
                                 attempts, datasets))
     return trials
 
@@ -197,8 +136,8 @@ def load_trials(root: RunStore) -> list[TrialData]:
 def _datasets(trials: list[TrialData]) -> list[str]:
     names: dict[str, None] = {}
     for t in trials:
-        for per_ds in (t.summary or {}).get("models", {}).values():
-            names.update(dict.fromkeys(per_ds))
+        for row in (t.summary or {}).get("rows", []):
+            names.update(dict.fromkeys(row.get("datasets", {})))
     return list(names)
 
 
@@ -247,24 +186,18 @@ def aggregate(trials: list[TrialData]) -> SweepTable:
         for ds in datasets:
             vals = []
             for t in members:
-                model = _trained_model(t.summary) if t.summary else None
-                if model and ds in t.summary["models"][model]:
-                    vals.append(float(t.summary["models"][model][ds]["top1_mean"]))
+                entry = top1(summary_row(t.summary, "generated"), ds)
+                if entry is not None:
+                    vals.append(float(entry["mean"]))
             cells[ds] = Cell(vals, sum(t.expects(ds) for t in members))
         rows.append((dict(zip(axes, json.loads(k))), cells))
     baseline = {}
-    with_base = [t for t in trials if t.summary and BASELINE in t.summary.get("models", {})]
     for ds in datasets:
-        vals = [float(t.summary["models"][BASELINE][ds]["top1_mean"]) for t in with_base
-                if ds in t.summary["models"][BASELINE]]
+        entries = [top1(summary_row(t.summary, "backbone"), ds) for t in trials]
+        vals = [float(e["mean"]) for e in entries if e is not None]
         if vals:
             baseline[ds] = Cell(vals, len(vals))
     return SweepTable(axes, seed_axes, datasets, baseline, rows)
-
-
-# --------------------------------------------------------------------------------------------
-# Plots
-# --------------------------------------------------------------------------------------------
 
 
 def curve_png(table: SweepTable, axis: str, xlabel: str, title: str) -> bytes:
@@ -285,7 +218,7 @@ def curve_png(table: SweepTable, axis: str, xlabel: str, title: str) -> bytes:
                 name = f"{ds} · {rest}" if rest else ds
                 lines.setdefault(name, []).append((float(variant[axis]), cells[ds]))
     colors = {}
-    for i, (name, points) in enumerate(sorted(lines.items())):
+    for name, points in sorted(lines.items()):
         points.sort(key=lambda p: p[0])
         xs = [p[0] for p in points]
         line = ax.errorbar(xs, [p[1].mean for p in points], yerr=[p[1].std for p in points], marker="o",
@@ -310,15 +243,10 @@ def curve_png(table: SweepTable, axis: str, xlabel: str, title: str) -> bytes:
     return buf.getvalue()
 
 
-# --------------------------------------------------------------------------------------------
-# Reports
-# --------------------------------------------------------------------------------------------
-
-
 def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     """The report of one sweep, or of several combined into one table (e.g. Table 7's UCF-101
     and HMDB-51 columns come from one sweep per target dataset); plus its plots and title."""
-    metas = [json.loads(r.read_text("sweep.json")) for r in roots]
+    metas = [json.loads(r.read_text(SWEEP_FILE)) for r in roots]
     trials = [t for r in roots for t in load_trials(r)]
     table = aggregate(trials)
     done = [t for t in trials if t.summary]
@@ -338,8 +266,8 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     header = ["Method"] + [f"{ds}" for ds in table.datasets]
     rows = []
     if table.baseline:
-        rows.append([BASELINE] + [table.baseline[ds].text() if ds in table.baseline else "–"
-                                  for ds in table.datasets])
+        rows.append([BACKBONE_ROW] + [table.baseline[ds].text() if ds in table.baseline else "–"
+                                      for ds in table.datasets])
     for variant, cells in table.rows:
         rows.append([variant_label(variant)] + [cells[ds].text() for ds in table.datasets])
     doc.table(header, rows)
@@ -364,11 +292,10 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     doc.h(2, "Trials")
     trow = []
     for t in trials:
-        model = _trained_model(t.summary) if t.summary else None
         accs = []
         for ds in table.datasets:
-            e = t.summary["models"][model].get(ds) if model else None
-            accs.append(f"{e['top1_mean']:.1f} ± {e['top1_std']:.1f}" if e else "–")
+            e = top1(summary_row(t.summary, "generated"), ds)
+            accs.append(f"{e['mean']:.1f} ± {e['std']:.1f}" if e else "–")
         status = "finished" if t.result else ("evaluated" if t.summary else ("started" if t.attempts else "pending"))
         clips = str(t.train.get("num_clips")) if t.train else "–"
         loss = t.result.get("train.final_loss") if t.result else None
@@ -378,69 +305,3 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
           "(a finished trial is never started again).")
     doc.table(["trial", "variant", "status", "attempts", "train clips", "final loss"] + table.datasets, trow)
     return doc, plots, title
-
-
-def run_document(store: RunStore) -> tuple[Doc, str]:
-    """A single run's (or trial's) report from its summary.json and train/result.json."""
-    summary = _read_json(store, "summary.json")
-    train = _read_json(store, "train/result.json")
-    if summary is None and train is None:
-        raise FileNotFoundError(f"{store.root}: no summary.json or train/result.json (run train/evaluate first)")
-    title = f"Run report: {store.name}"
-    doc = Doc()
-    doc.h(1, title)
-    if train:
-        doc.p(f"Trained {train.get('model')} ({train.get('recipe')}) with loss {train.get('loss')}, "
-              f"w={train.get('w')}, on {train.get('num_clips')} generated clips of {train.get('num_classes')} classes.")
-    if summary:
-        models = summary.get("models", {})
-        datasets = list(dict.fromkeys(d for per in models.values() for d in per))
-        rows = []
-        for model, per in models.items():
-            cells = []
-            for ds in datasets:
-                e = per.get(ds)
-                cells.append("–" if e is None else f"{e['top1_mean']:.1f} ± {e['top1_std']:.1f} "
-                             f"({e['num_splits']} splits)")
-            rows.append([model] + cells)
-        doc.h(2, "Zero-shot top-1 (%)")
-        doc.table(["Model"] + datasets, rows)
-        proto = summary.get("protocol", {})
-        doc.p(f"Mean ± population std over splits; {proto.get('num_clips', '?')} clips × "
-              f"{proto.get('num_frames', '?')} frames per video.")
-    return doc, title
-
-
-def write_run_report(store: RunStore) -> list[str]:
-    """``report.md`` and ``report.html`` for one run directory; returns the written paths."""
-    doc, title = run_document(store)
-    store.write_text(REPORT_MD, doc.markdown())
-    store.write_text(REPORT_HTML, doc.html(title))
-    return [REPORT_MD, REPORT_HTML]
-
-
-def write_report(root: RunStore, *more: RunStore, out: RunStore | None = None) -> list[str]:
-    """Report for a sweep (``sweep.json``) or a run directory, written into it (or ``out``);
-    several sweeps are combined into one report. Returns the written paths, relative to the
-    output directory."""
-    roots = [root, *more]
-    out = out or root
-    if len(roots) == 1 and not root.exists("sweep.json"):
-        return write_run_report(root) if out is root else _copy_run_report(root, out)
-    for r in roots:
-        if not r.exists("sweep.json") or not r.exists("trials.json"):
-            raise FileNotFoundError(f"{r.root}: not a sweep directory (no sweep.json / trials.json); "
-                                    "several directories can be combined only if all are sweeps")
-    doc, plots, title = sweep_document(roots)
-    for path, data in plots.items():
-        out.write_bytes(path, data)
-    out.write_text(REPORT_MD, doc.markdown())
-    out.write_text(REPORT_HTML, doc.html(title))
-    return [REPORT_MD, REPORT_HTML, *plots]
-
-
-def _copy_run_report(run: RunStore, out: RunStore) -> list[str]:
-    doc, title = run_document(run)
-    out.write_text(REPORT_MD, doc.markdown())
-    out.write_text(REPORT_HTML, doc.html(title))
-    return [REPORT_MD, REPORT_HTML]

@@ -37,7 +37,7 @@ from ray_pipeline.prompts.messages import (
     parse_answer,
     response_format,
 )
-from ray_pipeline.prompts.writers import JobResult, PromptWriter, WriterError, WriterStats, register_writer
+from ray_pipeline.prompts.writers.base import JobResult, PromptWriter, WriterError, WriterStats, register_writer
 from ray_pipeline.runstore import RunStore
 
 BATCH_DIR = "prompts/batches"
@@ -84,9 +84,13 @@ class OpenAIWriter(PromptWriter):
         self._secret: str | None = None
 
     # ---------------------------------------------------------------- identity, client, logging
+    @classmethod
+    def identity_of(cls, cfg: OpenAIWriterConfig) -> dict[str, Any]:
+        return {"writer": "openai", "model": cfg.model, "temperature": cfg.temperature,
+                "messages": PROMPTS_VERSION, "format": cfg.structured_outputs}
+
     def identity(self) -> dict[str, Any]:
-        return {"writer": "openai", "model": self.cfg.model, "temperature": self.cfg.temperature,
-                "messages": PROMPTS_VERSION, "format": self.cfg.structured_outputs}
+        return self.identity_of(self.cfg)
 
     def _redact(self, text: str) -> str:
         if self._secret and len(self._secret) >= 4:
@@ -117,6 +121,10 @@ class OpenAIWriter(PromptWriter):
             self._client = OpenAI(api_key=key, base_url=self.cfg.base_url, timeout=self.cfg.timeout_s,
                                   max_retries=0)
         return self._client
+
+    def server_url(self) -> str:
+        """The server requests go to (``prompts.openai.base_url``, else OpenAI's)."""
+        return self.cfg.base_url or "https://api.openai.com/v1"
 
     def close(self) -> None:
         if self._client is not None:
@@ -159,7 +167,8 @@ class OpenAIWriter(PromptWriter):
         except openai.APITimeoutError:
             raise _Retryable(f"no answer within {self.cfg.timeout_s:g} s") from None
         except openai.APIConnectionError as exc:
-            raise _Retryable(f"connection failed: {exc}") from None
+            # The client's own message ("Connection error.") does not say where it tried.
+            raise _Retryable(f"cannot connect to {self.server_url()}: {exc}") from None
         except openai.APIStatusError as exc:
             status = exc.status_code
             detail = f"HTTP {status}: {getattr(exc, 'message', exc)}"

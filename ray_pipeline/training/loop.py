@@ -1,0 +1,179 @@
+"""The Ray Train worker loop: build the model, train the phase's epochs, checkpoint every epoch.
+
+DDP over the Ray Train workers (gloo on CPU, NCCL on GPU; mixed precision on GPU). Rank 0 reports a
+checkpoint every epoch (model as safetensors, optimizer/scheduler/epoch as a weights-only torch
+file, and ``train_state.json`` with the epoch's metrics). A dead worker is replaced and training
+resumes from the newest checkpoint in the phase's folder of the run store (fetched first when the
+store is remote), so does a rerun of the command.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ray_pipeline.runstore import RunStore, local_copy
+
+STATE_FILE = "train_state.pt"
+INFO_FILE = "train_state.json"
+MODEL_DIR = "model"
+
+
+def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """Linear warm-up from 0, then cosine decay to ``min_ratio`` of the base LR (per step)."""
+
+    def fn(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return fn
+
+
+def latest_checkpoint(store: RunStore, folder: str) -> tuple[str | None, dict | None]:
+    """The checkpoint of ``folder`` with the highest finished epoch, as ``store.uri`` (a local
+    path for a local store), and its info; (None, None) if there is none."""
+    best, best_info = None, None
+    for directory in store.list_dirs(folder):
+        info_rel = f"{directory}/{INFO_FILE}"
+        if not directory.rpartition("/")[2].startswith("checkpoint_") or not store.exists(info_rel):
+            continue
+        try:
+            info = json.loads(store.read_text(info_rel))
+            epoch = info["epoch"]
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"corrupt checkpoint info {store.uri(info_rel)}: {exc}") from exc
+        if best_info is None or epoch > best_info["epoch"]:
+            best, best_info = store.uri(directory), info
+    return best, best_info
+
+
+def load_checkpoint_dir(directory: str, model, optimizer, scheduler, scaler) -> int:
+    """Restore from a checkpoint directory; returns the next epoch to run."""
+    import torch
+
+    model.load(os.path.join(directory, MODEL_DIR))
+    state = torch.load(os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
+    return int(state["epoch"]) + 1
+
+
+def train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_names: list[str], device,
+                amp_dtype) -> Any:
+    """One pass over ``loader``; returns [sum of per-clip losses, clips] on ``device``.
+
+    Shared by the Ray Train loop and the plain-loop benchmark, so both time the same work."""
+    import torch
+
+    model.train()
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
+    for pixels, labels, uncertainty in loader:
+        pixels, labels = pixels.to(device), labels.to(device)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(pixels, class_names)
+        loss = loss_fn(logits.float(), labels, uncertainty.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:  # fp16: scale the loss so small gradients survive
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        scheduler.step()
+        loss_sum += torch.tensor([loss.item() * len(labels), len(labels)], dtype=torch.float64, device=device)
+    return loss_sum
+
+
+def train_loop_per_worker(loop: dict[str, Any]) -> None:
+    """One Ray Train worker: build the model, train ``loop['epochs']`` epochs, report each."""
+    import ray.train
+    import ray.train.torch
+    import torch
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from ray_pipeline.models.base import build_video_text_model, load_video_text_model
+    from ray_pipeline.models.preprocess import Preprocess
+    from ray_pipeline.training.data import ClipDataset
+    from ray_pipeline.training.losses import build_loss
+
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    torch.set_num_threads(loop["torch_threads"])
+    torch.manual_seed(loop["seed"])
+    if loop.get("init_model"):
+        with local_copy(loop["init_model"]) as init_dir:
+            model = load_video_text_model(init_dir)
+    else:
+        model = build_video_text_model(loop["model"], loop["backbone"], **loop["model_options"])
+    model = ray.train.torch.prepare_model(model)
+    raw = model.module if hasattr(model, "module") else model
+    device = ray.train.torch.get_device()
+
+    data = loop["data"]
+    pre = Preprocess.from_pretrained(loop["preprocess_from"])
+    dataset = ClipDataset(data["videos"], data["labels"], data["uncertainty"], pre, loop["num_frames"],
+                          train=loop["augment"], seed=loop["seed"])
+    per_worker = loop["batch_size"] // world
+    if len(dataset) < loop["batch_size"]:
+        raise ValueError(f"{len(dataset)} training clips, fewer than one global batch of {loop['batch_size']}")
+    # Same shuffled order for any worker count: each rank takes every world-th index of it.
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=loop["seed"],
+                                 drop_last=True)
+    loader = DataLoader(dataset, batch_size=per_worker, sampler=sampler, drop_last=True, num_workers=0)
+
+    optimizer = torch.optim.AdamW(raw.param_groups(loop["lr"]), betas=(0.9, 0.98), eps=1e-8,
+                                  weight_decay=loop["weight_decay"])
+    steps = len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
+        loop["epochs"] * steps, int(loop["warmup_epochs"] * steps), loop["lr_min_ratio"]))
+    amp = loop["mixed_precision"] if device.type == "cuda" else "no"
+    amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+
+    start_epoch = 0
+    # After a worker failure (a replacement worker group) or a rerun of the CLI: the newest
+    # checkpoint in this phase's folder of the run store, fetched first when the store is remote.
+    latest, _ = latest_checkpoint(RunStore(loop["run_store"]), loop["checkpoint_folder"])
+    checkpoint = ray.train.get_checkpoint()
+    if latest is not None:
+        with local_copy(latest) as directory:
+            start_epoch = load_checkpoint_dir(directory, raw, optimizer, scheduler, scaler)
+    elif checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            start_epoch = load_checkpoint_dir(d, raw, optimizer, scheduler, scaler)
+
+    loss_fn = build_loss(loop["loss"], **loop["loss_options"])
+    class_names = data["class_names"]
+    for epoch in range(start_epoch, loop["epochs"]):
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        epoch_start = time.perf_counter()
+        loss_sum = train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_names, device, amp_dtype)
+        if world > 1:
+            dist.all_reduce(loss_sum)
+        metrics = {"epoch": epoch, "epochs": loop["epochs"], "loss": float(loss_sum[0] / loss_sum[1]),
+                   "start_epoch": start_epoch, "lr": scheduler.get_last_lr()[0],
+                   "epoch_seconds": time.perf_counter() - epoch_start, "steps_per_epoch": steps}
+        if rank == 0:
+            with tempfile.TemporaryDirectory() as tmp:
+                raw.save(os.path.join(tmp, MODEL_DIR))
+                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch}
+                if scaler is not None:
+                    state["scaler"] = scaler.state_dict()
+                torch.save(state, os.path.join(tmp, STATE_FILE))
+                Path(tmp, INFO_FILE).write_text(json.dumps(metrics))
+                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+        else:
+            ray.train.report(metrics)
