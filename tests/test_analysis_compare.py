@@ -112,6 +112,17 @@ def test_table8_rows_single_run_and_seeds():
     assert rows[3][2] == "40"
 
 
+def test_table8_rows_keeps_small_values_readable():
+    row = {"name": "IE", "kind": "generated", "n": 5, "davies_bouldin": 4.31, "mmd_linear": 0.0156,
+           "mmd_rbf": {"mean": 0.0145, "std": 0.0012, "n": 3}, "mmd_poly": 0.000362}
+    _, rows = table8_rows({"reference": "r", "sets": [row]})
+    assert rows[0][3:] == ["4.310", "0.016", "0.015 ± 0.001", "3.62e-04"]
+    row["mmd_poly"] = {"mean": 0.000362, "std": 0.00004, "n": 3}
+    assert table8_rows({"reference": "r", "sets": [row]})[1][0][-1] == "3.62e-04 ± 4.00e-05"
+    row["mmd_poly"] = {"mean": 0.000362, "std": 0.0, "n": 3}
+    assert table8_rows({"reference": "r", "sets": [row]})[1][0][-1] == "3.62e-04 ± 0"
+
+
 def test_table8_rows_names_what_is_missing():
     with pytest.raises(ValueError, match="'sets' and 'reference'"):
         table8_rows({"sets": []})

@@ -23,17 +23,26 @@ PAPER_TABLE8 = [("Basic", [2.120, 0.115, 0.098, 0.130]), ("IE", [4.310, 0.112, 0
                 ("HMDB-51", [5.040, 0.000, 0.000, 0.000]), ("UCF-101", [2.840, 0.036, 0.031, 0.042])]
 
 
+def _number(value: float, scale: float) -> str:
+    # Three decimals like the paper; values below 0.01 (an MMD² of unit-norm features with the
+    # poly kernel's γ = 1/dim is about 3/dim times the linear one) keep 3 significant digits.
+    return f"{value:.3f}" if scale == 0 or abs(scale) >= 0.01 else f"{value:.2e}"
+
+
 def _cell(value: Any, where: str) -> str:
     if value is None:
         return "–"
     if isinstance(value, dict):  # aggregated over seeds
         if "mean" not in value:
             raise ValueError(f"{where}: expected a number or a {{mean, std, n}} dict, got keys {sorted(value)}")
+        mean = float(value["mean"])
         if value.get("n", 1) > 1:
-            return f"{value['mean']:.3f} ± {value.get('std', 0.0):.3f}"
-        return f"{value['mean']:.3f}"
+            std = float(value.get("std", 0.0))
+            # A set that does not change with the seed (a real dataset) has std exactly 0.
+            return f"{_number(mean, mean)} ± {_number(std, mean) if std else '0'}"
+        return _number(mean, mean)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:.3f}"
+        return _number(float(value), float(value))
     raise ValueError(f"{where}: expected a number, got {value!r}")
 
 
@@ -53,7 +62,7 @@ def table8_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
     Returns:
         (header, rows): header ["Set", "kind", "clips", "DB", "MMD² lin vs REF", ...]; one row of
-        strings per set, numbers to 3 decimals like the paper.
+        strings per set, numbers to 3 decimals like the paper (3 significant digits below 0.01).
     """
     if "sets" not in metrics or "reference" not in metrics:
         raise ValueError(f"analysis metrics need 'sets' and 'reference', got keys {sorted(metrics)}")
