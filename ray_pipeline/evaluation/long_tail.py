@@ -82,7 +82,7 @@ def long_tail_counts(available: Sequence[int], profile: LongTailProfile) -> np.n
     ranks = np.empty(c, dtype=np.int64)
     ranks[order] = np.arange(c)
     exponent = ranks / (c - 1) if c > 1 else np.zeros(c)
-    # Round half up rather than floor: floor turns 7.0000 - 1e-15 into 6.
+    # Nearest integer (CIFAR-LT floors), so a count is within 0.5 of the stated formula.
     target = np.floor(profile.n_max * profile.imbalance ** (-exponent) + 0.5).astype(np.int64)
     return np.clip(np.minimum(target, available), 1, None)
 
