@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -161,3 +162,12 @@ def write_tiny_dataset(root, classes: list[str], per_class: int, *, broken: bool
         (root / f"val{i}.txt").write_text("\n".join(lines[i - 1::2] + extra) + "\n")
     return {"name": "tiny", "root": str(root), "splits": [{"list": f"val{i}.txt", "labels": "labels.csv"}
                                                            for i in (1, 2)]}
+
+
+def shared_path(*parts: str) -> Path:
+    """``../shared/<parts>`` of the nearest ancestor that has one: the main checkout's sibling, and
+    also found from a git worktree nested deeper (``/work/wt/<name>`` finds ``/work/shared``).
+    Returns the first candidate when none exists, so callers can skip on ``.exists()``."""
+    here = Path(__file__).resolve().parent
+    candidates = [p / "shared" / Path(*parts) for p in here.parents]
+    return next((c for c in candidates if c.exists()), candidates[1])

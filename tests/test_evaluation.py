@@ -1,7 +1,6 @@
 """Dataset adapters on the real split files, and the evaluate stage end to end at tiny scale."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,9 +8,9 @@ import pytest
 from ray_pipeline.config import DatasetConfig, ExperimentConfig, SplitConfig
 from ray_pipeline.evaluation.datasets import HMDB_SWAPS, DatasetError, load_splits, read_labels, read_split_list
 from ray_pipeline.runstore import RunStore
-from tests.helpers import write_tiny_dataset
+from tests.helpers import shared_path, write_tiny_dataset
 
-SPLITS = Path(__file__).resolve().parents[2] / "shared" / "data" / "vifi-clip-splits"
+SPLITS = shared_path("data", "vifi-clip-splits")
 needs_splits = pytest.mark.skipif(not SPLITS.is_dir(), reason="../shared/data/vifi-clip-splits not present")
 
 

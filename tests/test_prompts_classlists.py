@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import re
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +17,10 @@ from ray_pipeline.prompts.classlists import (
     shipped_lists,
     split_camel,
 )
+from tests.helpers import shared_path
 
 # The ViFi-CLIP split and label files, where a checkout has them next to the repository.
-VIFI = Path(__file__).resolve().parents[2] / "shared" / "data" / "vifi-clip-splits"
+VIFI = shared_path("data", "vifi-clip-splits")
 needs_vifi = pytest.mark.skipif(not VIFI.is_dir(), reason=f"{VIFI} not present")
 
 

@@ -12,9 +12,10 @@ from ray_pipeline.config import ConfigError
 from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep.resources import plan_resources
 from ray_pipeline.sweep.space import attach, load_sweep
+from tests.helpers import shared_path
 
 REPO = Path(__file__).resolve().parents[1]
-SPLITS = REPO.parent / "shared" / "data" / "vifi-clip-splits"
+SPLITS = shared_path("data", "vifi-clip-splits")
 
 
 def _write(tmp_path: Path, data: dict | str, name: str = "sweep.yaml") -> Path:

@@ -28,6 +28,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -58,33 +59,46 @@ class WorldDatasetSizes:
 
 
 @dataclass(frozen=True)
-class _Job:
+class VideoJob:
+    """One video to render: where it goes, what it shows and its seed."""
+
     rel: str  # path under the dataset's videos/
     dataset: str
     scene: Scene
     seed: int
 
 
-def _seed(*parts: object) -> int:
+def video_seed(*parts: object) -> int:
+    """A 62-bit seed derived from its parts (dataset, settings seed, class, role, index)."""
     return int(row_id("world_video", parts=[str(p) for p in parts]), 16) & ((1 << 62) - 1)
 
 
-def _source_jobs(sizes: WorldDatasetSizes, style: RealStyle) -> tuple[list[_Job], dict[str, list[tuple[str, int]]]]:
+def group_clip_scene(dataset: str, seed: int, cls: str, group: int, clip: int, style: RealStyle
+                     ) -> tuple[Scene, int]:
+    """A target video's scene and seed: one person in one place per group (``group``), camera,
+    lighting and tempo of the clip's own (``clip``, the video's index within its class)."""
+    group_scene = real_scene(cls, np.random.default_rng(video_seed(dataset, seed, cls, "group", group)), style)
+    clip_seed = video_seed(dataset, seed, cls, "clip", clip)
+    own = real_scene(cls, np.random.default_rng(clip_seed), style)
+    return replace(own, environment=group_scene.environment, character=group_scene.character), clip_seed
+
+
+def _source_jobs(sizes: WorldDatasetSizes, style: RealStyle) -> tuple[list[VideoJob], dict[str, list[tuple[str, int]]]]:
     jobs, splits = [], {"train": [], "val": []}
     for label, cls in enumerate(WORLD_CLASS_LISTS[SOURCE_DATASET]):
         folder = ACTION_BY_NAME[cls].folder
         for split, count in (("train", sizes.source_train_per_class), ("val", sizes.source_val_per_class)):
             for i in range(count):
-                seed = _seed(SOURCE_DATASET, sizes.seed, cls, split, i)
+                seed = video_seed(SOURCE_DATASET, sizes.seed, cls, split, i)
                 scene = real_scene(cls, np.random.default_rng(seed), style)
                 rel = f"{folder}/{folder}_{split}_{i:04d}.mp4"
-                jobs.append(_Job(rel, SOURCE_DATASET, scene, seed))
+                jobs.append(VideoJob(rel, SOURCE_DATASET, scene, seed))
                 splits[split].append((rel, label))
     return jobs, splits
 
 
 def _target_jobs(name: str, sizes: WorldDatasetSizes, style: RealStyle
-                 ) -> tuple[list[_Job], dict[str, list[tuple[str, int]]]]:
+                 ) -> tuple[list[VideoJob], dict[str, list[tuple[str, int]]]]:
     jobs = []
     per_fold: list[list[tuple[str, int]]] = [[] for _ in range(NUM_SPLITS)]
     for label, cls in enumerate(WORLD_CLASS_LISTS[name]):
@@ -92,13 +106,9 @@ def _target_jobs(name: str, sizes: WorldDatasetSizes, style: RealStyle
         n_groups = max(NUM_SPLITS, -(-sizes.target_per_class // sizes.clips_per_group))
         for i in range(sizes.target_per_class):
             g = i % n_groups
-            # One person in one place per group; camera, lighting and tempo vary per clip.
-            group_scene = real_scene(cls, np.random.default_rng(_seed(name, sizes.seed, cls, "group", g)), style)
-            seed = _seed(name, sizes.seed, cls, "clip", i)
-            own = real_scene(cls, np.random.default_rng(seed), style)
-            scene = replace(own, environment=group_scene.environment, character=group_scene.character)
+            scene, seed = group_clip_scene(name, sizes.seed, cls, g, i, style)
             rel = f"{folder}/{folder}_g{g + 1:02d}_c{i // n_groups + 1:02d}.mp4"
-            jobs.append(_Job(rel, name, scene, seed))
+            jobs.append(VideoJob(rel, name, scene, seed))
             per_fold[g % NUM_SPLITS].append((rel, label))
     splits = {}
     for k in range(NUM_SPLITS):
@@ -107,13 +117,39 @@ def _target_jobs(name: str, sizes: WorldDatasetSizes, style: RealStyle
     return jobs, splits
 
 
-def _render_and_write(args: tuple[_Job, str, int, int, int]) -> str:
+def _render_and_write(args: tuple[VideoJob, str, int, int, int]) -> str:
     job, root, num_frames, size, fps = args
     from ray_pipeline.video_io import write_mp4
 
     clip = render_clip(job.scene, job.seed, num_frames, size)
     write_mp4(clip, str(Path(root) / job.dataset / "videos" / job.rel), fps=fps)
     return job.rel
+
+
+def render_videos(jobs: list[VideoJob], out: str | os.PathLike, num_frames: int, size: int, fps: int,
+                  workers: int) -> float:
+    """Render and write every job's mp4 under ``out/<dataset>/videos/``; returns the seconds taken.
+
+    Args:
+        jobs: the videos to render.
+        out: the folder holding the datasets' folders.
+        num_frames: frames per clip.
+        size: frame height and width.
+        fps: the mp4's frame rate.
+        workers: processes rendering in parallel (1: in this process).
+    """
+    args = [(j, str(out), num_frames, size, fps) for j in jobs]
+    t0 = time.time()
+    if workers > 1:
+        # fork is safe here (no threads yet in this helper's callers) and skips re-importing torch.
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(workers) as pool:
+            for _ in pool.imap_unordered(_render_and_write, args, chunksize=8):
+                pass
+    else:
+        for a in args:
+            _render_and_write(a)
+    return time.time() - t0
 
 
 def _write_tables(root: Path, name: str, splits: dict[str, list[tuple[str, int]]], role: str) -> None:
@@ -140,9 +176,10 @@ def dataset_key(sizes: WorldDatasetSizes, style: RealStyle) -> str:
 
 
 def build_world_datasets(out: str | os.PathLike, sizes: WorldDatasetSizes = WorldDatasetSizes(),
-                         style: RealStyle = RealStyle(), workers: int | None = None) -> Path:
+                         style: RealStyle | None = None, workers: int | None = None) -> Path:
     """Write the three datasets under ``out`` (which should not exist yet); returns ``out``."""
     out = Path(out)
+    style = style or RealStyle()
     jobs, tables = [], {}
     src_jobs, src_splits = _source_jobs(sizes, style)
     jobs += src_jobs
@@ -153,20 +190,10 @@ def build_world_datasets(out: str | os.PathLike, sizes: WorldDatasetSizes = Worl
         tables[name] = (t_splits, f"target ({'HMDB-51' if 'hmdb' in name else 'UCF-101'}'s role)")
     for name, (splits, role) in tables.items():
         _write_tables(out, name, splits, role)
-    args = [(j, str(out), sizes.num_frames, sizes.size, sizes.fps) for j in jobs]
     workers = workers or min(2, os.cpu_count() or 1)
-    t0 = time.time()
-    if workers > 1:
-        # fork is safe here (no threads yet in this helper's callers) and skips re-importing torch.
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers) as pool:
-            for _ in pool.imap_unordered(_render_and_write, args, chunksize=8):
-                pass
-    else:
-        for a in args:
-            _render_and_write(a)
+    seconds = render_videos(jobs, out, sizes.num_frames, sizes.size, sizes.fps, workers)
     meta = {"sizes": asdict(sizes), "style": asdict(style), "datasets_version": DATASETS_VERSION,
-            "videos": len(jobs), "build_seconds": round(time.time() - t0, 2), "workers": workers}
+            "videos": len(jobs), "build_seconds": round(seconds, 2), "workers": workers}
     (out / "world.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
@@ -184,18 +211,29 @@ def ensure_world_datasets(cache_dir: str | os.PathLike, *, source_train_per_clas
     sizes = WorldDatasetSizes(source_train_per_class, source_val_per_class, target_per_class, clips_per_group,
                               num_frames, size, fps, seed)
     style = style or RealStyle()
-    base = Path(os.path.expanduser(str(cache_dir))) / "world_datasets"
-    final = base / dataset_key(sizes, style)
-    if (final / "world.json").is_file():
+    final = Path(os.path.expanduser(str(cache_dir))) / "world_datasets" / dataset_key(sizes, style)
+    return build_once(final, lambda tmp: build_world_datasets(tmp, sizes, style, workers))
+
+
+def build_once(final: Path, build: Callable[[Path], object], marker: str = "world.json") -> Path:
+    """Build a folder once: ``build(tmp)`` writes it into a temporary sibling, which is renamed to
+    ``final``; a folder whose ``marker`` file exists is finished and returned as it is.
+
+    Args:
+        final: the folder's final path (its parent is created).
+        build: writes the whole folder into the path it is given, ``marker`` last.
+        marker: the file whose presence says the folder is complete.
+    """
+    if (final / marker).is_file():
         return final
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
     try:
-        build_world_datasets(tmp, sizes, style, workers)
+        build(tmp)
         try:
             os.rename(tmp, final)
         except OSError:
-            if not (final / "world.json").is_file():  # not a concurrent builder's finished copy
+            if not (final / marker).is_file():  # not a concurrent builder's finished copy
                 raise
     finally:
         if tmp.exists():
