@@ -209,9 +209,6 @@ class DiffusersVideoConfig(StrictModel):
     """What every diffusers text-to-video backend shares: loading, resolution, guidance, memory savers,
     step cache, compile and batching. Subclasses set the model card's defaults."""
 
-    spatial_multiple: ClassVar[int] = 16  # VAE spatial compression x transformer patch size
-    frames_rule: ClassVar[tuple[int, str]] = (4, "4N+1")  # num_frames % k == 1
-
     model: str
     dtype: Literal["float16", "bfloat16", "float32"]
     num_inference_steps: int = Field(50, ge=1)
@@ -228,20 +225,21 @@ class DiffusersVideoConfig(StrictModel):
     prompts_per_call: int = Field(1, ge=1, description="prompts rendered by one pipeline call")
     compile: CompileConfig = CompileConfig()
 
+    # Subclasses override these two validators by name (pydantic runs a validator with the class
+    # that defines it, so a class attribute could not carry the rule).
     @field_validator("num_frames")
     @classmethod
     def _frames_rule(cls, v: int) -> int:
-        k, rule = cls.frames_rule
-        if (v - 1) % k != 0:
-            raise ValueError(f"num_frames must be {rule}, got {v}")
+        # The VAEs compress time by 4: 4N+1 frames (Wan).
+        if (v - 1) % 4 != 0:
+            raise ValueError(f"num_frames must be 4N+1, got {v}")
         return v
 
     @field_validator("height", "width")
     @classmethod
     def _spatial_multiple(cls, v: int, info: Any) -> int:
-        if v % cls.spatial_multiple:
-            raise ValueError(f"{info.field_name} must be a multiple of {cls.spatial_multiple}, got {v}")
-        return v
+        # VAE spatial compression 8 x transformer patch 2 (CogVideoX, Wan).
+        return _multiple_of(16, v, info)
 
     @model_validator(mode="after")
     def _cache_with_compile_and_batching(self) -> DiffusersVideoConfig:
@@ -257,6 +255,12 @@ class DiffusersVideoConfig(StrictModel):
             raise ValueError("cache 'first_block' decides per call over all its prompts, so a clip would "
                              "depend on its batch-mates; set prompts_per_call: 1")
         return self
+
+
+def _multiple_of(k: int, v: int, info: Any) -> int:
+    if v % k:
+        raise ValueError(f"{info.field_name} must be a multiple of {k}, got {v}")
+    return v
 
 
 class CogVideoXConfig(DiffusersVideoConfig):
@@ -309,9 +313,6 @@ class WanConfig(DiffusersVideoConfig):
 class LTXConfig(DiffusersVideoConfig):
     """diffusers LTXPipeline settings; defaults are the LTX-Video model card's (768x512, 161 frames)."""
 
-    spatial_multiple: ClassVar[int] = 32
-    frames_rule: ClassVar[tuple[int, str]] = (8, "8N+1 (LTX-Video compresses time by 8)")
-
     model: str = "Lightricks/LTX-Video"
     dtype: Literal["float16", "bfloat16", "float32"] = "bfloat16"
     num_frames: int = Field(161, ge=1)
@@ -327,6 +328,18 @@ class LTXConfig(DiffusersVideoConfig):
     max_sequence_length: int = Field(128, ge=1, description="T5 tokens; the pipeline's default")
     fps: int = Field(24, ge=1)
     cache: LTXCacheConfig = LTXCacheConfig()
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames_rule(cls, v: int) -> int:
+        if (v - 1) % 8 != 0:
+            raise ValueError(f"num_frames must be 8N+1 (LTX-Video's VAE compresses time by 8), got {v}")
+        return v
+
+    @field_validator("height", "width")
+    @classmethod
+    def _spatial_multiple(cls, v: int, info: Any) -> int:
+        return _multiple_of(32, v, info)  # the VAE compresses space by 32 (patch size 1)
 
     @field_validator("vae_slicing")
     @classmethod

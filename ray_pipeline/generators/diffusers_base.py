@@ -72,6 +72,11 @@ class DiffusersVideoGenerator(VideoGenerator):
         cache = build_cache_config(config.cache, self.cache_target, lambda: pipe.current_timestep,
                                    config.num_inference_steps, config.guidance_scale)
         if cache is not None:
+            blocks = len(getattr(pipe.transformer, self.cache_target.blocks))
+            if config.cache.kind == "first_block" and blocks < 2:
+                # diffusers hooks the first block as head and the rest as tail; it fails with none.
+                raise ValueError(f"{config.model}: cache 'first_block' needs at least 2 transformer blocks, "
+                                 f"this transformer has {blocks}")
             pipe.transformer.enable_cache(cache)
         if config.compile.enabled:
             # In place (nn.Module.compile): the pipeline keeps calling the same module object.
