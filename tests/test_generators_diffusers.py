@@ -163,3 +163,13 @@ def test_backends_are_registered():
     for backend in BACKENDS:
         assert get_generator_class(backend).name == backend
         assert type(GenerateConfig(backend=backend).backend_config()).__name__.lower().startswith(backend[:3])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_prompt_tokens_are_counted_with_the_backends_tokenizer(backend, tiny_models):
+    from ray_pipeline.prompts.text import make_token_counter
+
+    logs: list[str] = []
+    counter = make_token_counter(backend, tiny_models[backend], None, logs.append)
+    assert counter.name == f"tokenizer:{tiny_models[backend]}" and not logs
+    assert counter.count("a person wave") == 4  # 3 whole-word pieces + </s>
