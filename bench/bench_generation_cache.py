@@ -32,11 +32,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ray_pipeline.config import CogVideoXConfig, LTXConfig, WanConfig, supported_caches  # noqa: E402
-from ray_pipeline.generators.base import get_generator_class  # noqa: E402
-from ray_pipeline.tiny import build_tiny_cogvideox, build_tiny_ltx, build_tiny_wan  # noqa: E402
+from ray_pipeline.config import CogVideoXConfig, LTXConfig, WanConfig, supported_caches
+from ray_pipeline.generators.base import get_generator_class
+from ray_pipeline.tiny import build_tiny_cogvideox, build_tiny_ltx, build_tiny_wan
 
 PROMPTS = ["a person wave in a park", "a man run on the beach"]
 SEEDS = [0, 1]
