@@ -309,12 +309,15 @@ def tcclip_train_ddp(ctx: Context) -> dict[str, Any]:
         got = loaded(pixels[:2].float(), classes)
     ctx.shared["tcclip"] = (loaded, classes, size)
     round_trip = float((got - expected).abs().max())
-    ok = all(np.isfinite(losses)) and changed > 0 and round_trip == 0.0
+    saved, restored = model.state_dict(), loaded.state_dict()
+    same_weights = saved.keys() == restored.keys() and all(torch.equal(saved[k], restored[k]) for k in saved)
+    # Same weights bit for bit; the logits of two module instances may differ by kernel choice.
+    ok = all(np.isfinite(losses)) and changed > 0 and same_weights and round_trip <= 1e-4
     return {"pass": bool(ok), "backend": backend, "batch": [batch, frames, size], "losses": losses,
             "step_s": float(np.median(step_s[1:])), "first_step_s": step_s[0],
             "clips_per_s": batch / float(np.median(step_s[1:])), "parameters_changed": changed,
             "parameters": sum(p.numel() for p in model.parameters()), "checkpoint_save_s": save_s,
-            "round_trip_max_abs": round_trip}
+            "round_trip_same_weights": same_weights, "round_trip_max_abs": round_trip}
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,6 +37,6 @@ def test_gpu_check_smoke_runs_every_section_without_ray(tmp_path):
             if kind != "none":
                 assert 0 < run["rel_diff"] < 0.5 and run["speedup"] > 0
     train = report["sections"]["tcclip_train_ddp"]
-    assert train["round_trip_max_abs"] == 0.0 and train["parameters_changed"] > 0 and train["backend"] == "gloo"
+    assert train["round_trip_same_weights"] and train["round_trip_max_abs"] == 0.0 and train["parameters_changed"] > 0 and train["backend"] == "gloo"
     assert report["sections"]["batched_eval"]["same_top1"]
     assert set(report["sections"]["wan_small"]["runs"]) == {"none", "first_block", "taylorseer", "mag"}
