@@ -3,12 +3,17 @@
     python cluster/estimate.py                                    # the tables in docs/cluster.md
     python cluster/estimate.py --gpus 16 --price A100=USD --price H100=USD  # adds a cost column
     python cluster/estimate.py --from-run RUN_DIR --gpu-name L4   # your measured seconds per clip
+    python cluster/estimate.py --backend wan --speedup compile     # another backend, a speed-up
+    python cluster/estimate.py --list                              # every figure and its source
 
-Generation dominates a run's cost: every clip is a full CogVideoX denoising loop. Per-clip times
-are GPU-seconds for one clip on one GPU (CogVideoX-2B, 50 steps, 49 frames, 720x480, as quoted in
-the CogVideo README); ``--from-run`` uses instead the mean ``gen_seconds`` the generate stage
-measured in a run directory. Clip ids are content-derived, so a table whose clips an earlier table
-already generated (same classes, prompt strategy and seeds, same run directory) costs nothing new.
+Generation dominates a run's cost: every clip is a full denoising loop. Per-clip times are
+GPU-seconds for one clip on one GPU at the backend's defaults, as published (``BACKENDS``; the
+paper's CogVideoX-2B, 50 steps, 49 frames, 720x480, by default); ``--speedup`` scales them by a
+published eager-to-faster ratio (``SPEEDUPS``), and ``--from-run`` uses instead the mean
+``gen_seconds`` the generate stage measured in a run directory. Where nothing is published (a GPU,
+a backend's cache), there is no figure here: measure it. Clip ids are content-derived, so a table
+whose clips an earlier table already generated (same classes, prompt strategy and seeds, same run
+directory) costs nothing new.
 """
 
 from __future__ import annotations
@@ -16,11 +21,58 @@ from __future__ import annotations
 import argparse
 import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 CLIPS_PER_CLASS = 128  # the paper: 128 videos per category, 50 inference steps
-# Seconds per clip on one GPU, CogVideoX-2B at 50 steps (CogVideo README).
-SECONDS_PER_CLIP = {"A100": 90.0, "H100": 45.0}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A published number and where it comes from."""
+
+    value: float
+    source: str
+
+
+# GPU-seconds per clip at each backend's defaults, eager, 50 steps.
+BACKENDS: dict[str, dict[str, Figure]] = {
+    "cogvideox": {
+        "A100": Figure(90.0, "THUDM/CogVideo README: CogVideoX-2B fp16, 50 steps, 49 frames 720x480, ~90 s"),
+        "H100": Figure(45.0, "THUDM/CogVideo README: the same on an H100, ~45 s"),
+    },
+    "wan": {
+        "A100": Figure(259.7, "hao-ai-lab/FastVideo PR #1366: Wan2.1-T2V-1.3B, A100-80GB, 480x832, 81 frames, "
+                              "50 steps, eager"),
+        "RTX4090": Figure(240.0, "Wan2.1 README: ~4 min for a 5 s 480p clip (1.3B, RTX 4090)"),
+    },
+    "ltx": {
+        "H100": Figure(161 / 24, "LTX-Video model card: 768x512 at 24 fps generated faster than it plays on "
+                                 "an H100, so a 161-frame clip takes under 161/24 = 6.7 s (a bound from a "
+                                 "claim, not a timing)"),
+    },
+}
+# Published eager -> faster time ratios, applied to the per-clip figures above.
+SPEEDUPS: dict[str, dict[str, Figure]] = {
+    "cogvideox": {
+        "compile": Figure(81.2 / 93.9, "sayakpaul/diffusers-torchao README: CogVideoX-2B bf16 A100, 93.9 s eager "
+                                       "-> 81.2 s torch.compile"),
+        "pab": Figure(184.0 / 245.9, "huggingface/diffusers PR #9562 benchmark: CogVideoX 1.0, 50 steps, "
+                                     "49 frames 720x480, 245.9 s -> 184.0 s with Pyramid Attention Broadcast"),
+        "faster_cache": Figure(159.0 / 245.9, "huggingface/diffusers PR #9562/#10163 benchmark: the same, "
+                                              "245.9 s -> 159.0 s with FasterCache"),
+    },
+    "wan": {
+        "compile": Figure(198.1 / 259.7, "hao-ai-lab/FastVideo PR #1366: Wan2.1-T2V-1.3B A100-80GB, 259.7 s "
+                                         "eager -> 198.1 s torch.compile"),
+    },
+    "ltx": {},
+}
+# Without a published figure: First Block Cache, TaylorSeer and MagCache on every backend, PAB on
+# LTX, compile on LTX. bench/gpu_check.py measures cache on/off step times on an H200.
+
+# The paper's generator (kept as the default table's per-clip seconds).
+SECONDS_PER_CLIP = {gpu: f.value for gpu, f in BACKENDS["cogvideox"].items()}
 CLASSES = {
     "HMDB-51": 51,
     "UCF-101": 101,
@@ -112,6 +164,31 @@ def dataset_markdown(seconds_per_clip: dict[str, float], gpus: int, clips_per_cl
     return "\n".join(lines)
 
 
+def seconds_per_clip(backend: str, speedup: str | None) -> dict[str, float]:
+    """Per-GPU seconds per clip for ``backend``, scaled by a published ``speedup`` if given."""
+    if backend not in BACKENDS:
+        raise SystemExit(f"--backend: unknown {backend!r}; known: {sorted(BACKENDS)}")
+    factor = 1.0
+    if speedup is not None:
+        known = SPEEDUPS[backend]
+        if speedup not in known:
+            raise SystemExit(f"--speedup: no published figure for {speedup!r} on {backend}; "
+                             f"published: {sorted(known) or 'none'} (measure it and use --seconds-per-clip)")
+        factor = known[speedup].value
+    return {gpu: f.value * factor for gpu, f in BACKENDS[backend].items()}
+
+
+def sources_markdown() -> str:
+    """Every per-clip figure and speed-up with its source."""
+    lines = ["| backend | GPU | seconds per clip | source |", "|---|---|---|---|"]
+    for backend, figures in BACKENDS.items():
+        lines += [f"| {backend} | {gpu} | {f.value:,.1f} | {f.source} |" for gpu, f in figures.items()]
+    lines += ["", "| backend | speed-up | time ratio | source |", "|---|---|---|---|"]
+    for backend, figures in SPEEDUPS.items():
+        lines += [f"| {backend} | {name} | {f.value:.3f} | {f.source} |" for name, f in figures.items()]
+    return "\n".join(lines)
+
+
 def _pairs(values: list[str], what: str) -> dict[str, float]:
     out = {}
     for v in values:
@@ -125,15 +202,24 @@ def _pairs(values: list[str], what: str) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--gpus", type=int, default=8, help="GPUs generating in parallel (default 8)")
+    p.add_argument("--backend", default="cogvideox", help=f"generator whose figures to use: {sorted(BACKENDS)}")
+    p.add_argument("--speedup", help="scale by a published speed-up of that backend (compile, pab, ...)")
+    p.add_argument("--list", action="store_true", help="print every figure with its source and exit")
     p.add_argument("--seconds-per-clip", action="append", default=[], metavar="GPU=S",
-                   help="per-clip GPU-seconds (repeatable; default A100=90 H100=45)")
+                   help="per-clip GPU-seconds (repeatable; default: the backend's published figures)")
     p.add_argument("--price", action="append", default=[], metavar="GPU=USD",
                    help="your USD per GPU-hour; adds a cost column (repeatable)")
     p.add_argument("--clips-per-class", type=int, default=CLIPS_PER_CLASS)
     p.add_argument("--from-run", metavar="RUN_DIR", help="use the mean gen_seconds measured in this run")
     p.add_argument("--gpu-name", default="measured", help="column label for --from-run")
     args = p.parse_args(argv)
-    spc = _pairs(args.seconds_per_clip, "--seconds-per-clip") or dict(SECONDS_PER_CLIP)
+    if args.list:
+        print(sources_markdown())
+        return 0
+    if args.speedup and (args.from_run or args.seconds_per_clip):
+        raise SystemExit("--speedup scales the published eager figures; a measured or given time already "
+                         "includes the settings it was taken with")
+    spc = _pairs(args.seconds_per_clip, "--seconds-per-clip") or seconds_per_clip(args.backend, args.speedup)
     if args.from_run:
         spc = {args.gpu_name: measured_seconds_per_clip(args.from_run)}
     print(dataset_markdown(spc, args.gpus, args.clips_per_class))

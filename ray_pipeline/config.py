@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -66,30 +66,289 @@ class ActorPoolConfig(StrictModel):
 # --------------------------------------------------------------------------------------------
 
 
-class CogVideoXConfig(StrictModel):
+# Step caches (diffusers 0.42.1 hooks behind ``transformer.enable_cache``). Each backend offers the
+# ones that run correctly with its pipeline; the others are config errors that say why.
+CacheKind = Literal["none", "pab", "faster_cache", "first_block", "taylorseer", "mag"]
+_ALL_CACHES: tuple[str, ...] = ("pab", "faster_cache", "first_block", "taylorseer", "mag")
+UNSUPPORTED_CACHES: dict[str, dict[str, str]] = {
+    "cogvideox": {},
+    "wan": {
+        "pab": "diffusers' PAB keeps one state per attention layer, not per cache context, and WanPipeline runs "
+               "the conditional and unconditional passes as separate calls: the unconditional pass would reuse "
+               "the conditional pass's attention",
+        "faster_cache": "FasterCache expects the unconditional and conditional inputs concatenated in one batch; "
+                        "WanPipeline runs them as separate calls, so it would split the prompts instead",
+    },
+    "ltx": {
+        "faster_cache": "FasterCache supports BCFHW/BFCHW/BCHW latents; LTX's are packed as (batch, tokens, "
+                        "channels) (a TODO in diffusers 0.42.1)",
+    },
+}
+
+
+class PyramidAttentionBroadcastSettings(StrictModel):
+    """diffusers' ``PyramidAttentionBroadcastConfig``: reuse attention outputs for N-1 of every N steps
+    inside a timestep window. Defaults: diffusers' CogVideoX example."""
+
+    spatial_attention_block_skip_range: int = Field(2, ge=2)
+    spatial_attention_timestep_skip_range: tuple[int, int] = (100, 800)
+    cross_attention_block_skip_range: int | None = Field(None, ge=2)
+    cross_attention_timestep_skip_range: tuple[int, int] = (100, 800)
+
+
+class FasterCacheSettings(StrictModel):
+    """diffusers' ``FasterCacheConfig``: attention reuse plus the unconditional branch approximated from
+    the conditional one (CFG-Cache). Defaults: diffusers' CogVideoX example (a constant attention
+    weight of 0.3)."""
+
+    spatial_attention_block_skip_range: int = Field(2, ge=2)
+    spatial_attention_timestep_skip_range: tuple[int, int] = (-1, 681)
+    attention_weight: float = Field(0.3, ge=0.0, le=1.0)
+    unconditional_batch_skip_range: int = Field(5, ge=2)
+    unconditional_batch_timestep_skip_range: tuple[int, int] = (-1, 781)
+    low_frequency_weight_update_timestep_range: tuple[int, int] = (99, 901)
+    high_frequency_weight_update_timestep_range: tuple[int, int] = (-1, 301)
+    alpha_low_frequency: float = Field(1.1, gt=0)
+    alpha_high_frequency: float = Field(1.1, gt=0)
+
+
+class FirstBlockCacheSettings(StrictModel):
+    """diffusers' ``FirstBlockCacheConfig``: skip all blocks after the first while the first block's
+    residual changes by less than ``threshold`` (relative). Default: diffusers' cache guide."""
+
+    threshold: float = Field(0.2, gt=0)
+
+
+class TaylorSeerSettings(StrictModel):
+    """diffusers' ``TaylorSeerCacheConfig``: predict attention/MLP outputs by a Taylor expansion between
+    full steps. Defaults: diffusers'; the factors in float32 (diffusers' own example)."""
+
+    cache_interval: int = Field(5, ge=1)
+    disable_cache_before_step: int = Field(3, ge=0)
+    disable_cache_after_step: int | None = Field(None, ge=0)
+    max_order: int = Field(1, ge=0)
+    taylor_factors_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    lite: bool = Field(False, description="predict only proj_out, skip whole blocks (diffusers' lite mode)")
+
+
+class MagCacheSettings(StrictModel):
+    """diffusers' ``MagCacheConfig``: skip blocks while the accumulated residual-magnitude error stays
+    under ``threshold``. ``mag_ratios`` are checkpoint-specific: measure them once per model and
+    scheduler with ``ray_pipeline.generators.step_cache.calibrate_mag_ratios``."""
+
+    threshold: float = Field(0.06, gt=0)
+    max_skip_steps: int = Field(3, ge=1)
+    retention_ratio: float = Field(0.2, ge=0.0, le=1.0)
+    mag_ratios: list[float] | None = Field(None, min_length=2)
+
+
+class StepCacheConfig(StrictModel):
+    """Which diffusers step cache runs (``none``: every step computed in full) and its settings.
+
+    A cache changes pixels, so the chosen kind and its settings enter the clip ids."""
+
+    backend: ClassVar[str] = ""
+    kind: CacheKind = "none"
+    pab: PyramidAttentionBroadcastSettings = PyramidAttentionBroadcastSettings()
+    faster_cache: FasterCacheSettings = FasterCacheSettings()
+    first_block: FirstBlockCacheSettings = FirstBlockCacheSettings()
+    taylorseer: TaylorSeerSettings = TaylorSeerSettings()
+    mag: MagCacheSettings = MagCacheSettings()
+
+    @field_validator("kind")
+    @classmethod
+    def _supported_by_backend(cls, v: str) -> str:
+        reason = UNSUPPORTED_CACHES.get(cls.backend, {}).get(v)
+        if reason:
+            raise ValueError(f"cache {v!r} is not offered for {cls.backend}: {reason}; "
+                             f"use one of {list(supported_caches(cls.backend))} or 'none'")
+        return v
+
+    @field_validator("mag")
+    @classmethod
+    def _mag_needs_ratios(cls, v: MagCacheSettings, info: Any) -> MagCacheSettings:
+        if info.data.get("kind") == "mag" and v.mag_ratios is None:
+            raise ValueError("cache kind 'mag' needs mag.mag_ratios (checkpoint-specific; measure them with "
+                             "ray_pipeline.generators.step_cache.calibrate_mag_ratios)")
+        return v
+
+    def settings(self) -> dict[str, Any] | None:
+        """The chosen cache's settings as plain values (None: no cache)."""
+        return None if self.kind == "none" else getattr(self, self.kind).model_dump(mode="json")
+
+
+def supported_caches(backend: str) -> tuple[str, ...]:
+    """The step caches a diffusers backend offers (see ``UNSUPPORTED_CACHES`` for why not the others)."""
+    return tuple(k for k in _ALL_CACHES if k not in UNSUPPORTED_CACHES.get(backend, {}))
+
+
+class CogVideoXCacheConfig(StepCacheConfig):
+    backend: ClassVar[str] = "cogvideox"
+
+
+class WanCacheConfig(StepCacheConfig):
+    backend: ClassVar[str] = "wan"
+
+
+class LTXCacheConfig(StepCacheConfig):
+    backend: ClassVar[str] = "ltx"
+
+
+class CompileConfig(StrictModel):
+    """``torch.compile`` of the denoiser (the transformer), once per actor; the first call per shape
+    compiles (minutes at full size), later ones reuse it. Same arithmetic up to float reassociation,
+    so not part of the clip id."""
+
+    enabled: bool = False
+    backend: str = Field("inductor", description="torch.compile backend; aot_eager traces without codegen")
+    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = "default"
+    fullgraph: bool = Field(False, description="one graph, no breaks; not with a step cache (its hooks break)")
+
+
+class DiffusersVideoConfig(StrictModel):
+    """What every diffusers text-to-video backend shares: loading, resolution, guidance, memory savers,
+    step cache, compile and batching. Subclasses set the model card's defaults."""
+
+    model: str
+    dtype: Literal["float16", "bfloat16", "float32"]
+    num_inference_steps: int = Field(50, ge=1)
+    num_frames: int = Field(ge=1)
+    height: int = Field(ge=8)
+    width: int = Field(ge=8)
+    guidance_scale: float = Field(ge=0)
+    negative_prompt: str = ""
+    max_sequence_length: int = Field(ge=1, description="text-encoder tokens per prompt")
+    fps: int = Field(ge=1, description="frame rate of the encoded mp4")
+    cpu_offload: Literal["none", "model", "sequential"] = "none"
+    vae_slicing: bool = Field(False, description="decode one clip of a call at a time (less memory)")
+    vae_tiling: bool = Field(False, description="decode in overlapping tiles (less memory; changes pixels)")
+    prompts_per_call: int = Field(1, ge=1, description="prompts rendered by one pipeline call")
+    compile: CompileConfig = CompileConfig()
+
+    # Subclasses override these two validators by name (pydantic runs a validator with the class
+    # that defines it, so a class attribute could not carry the rule).
+    @field_validator("num_frames")
+    @classmethod
+    def _frames_rule(cls, v: int) -> int:
+        # The VAEs compress time by 4: 4N+1 frames (Wan).
+        if (v - 1) % 4 != 0:
+            raise ValueError(f"num_frames must be 4N+1, got {v}")
+        return v
+
+    @field_validator("height", "width")
+    @classmethod
+    def _spatial_multiple(cls, v: int, info: Any) -> int:
+        # VAE spatial compression 8 x transformer patch 2 (CogVideoX, Wan).
+        return _multiple_of(16, v, info)
+
+    @model_validator(mode="after")
+    def _cache_with_compile_and_batching(self) -> DiffusersVideoConfig:
+        cache = getattr(self, "cache", None)
+        if cache is None or cache.kind == "none":
+            return self
+        if self.compile.enabled and self.compile.fullgraph:
+            raise ValueError("compile.fullgraph cannot be combined with a step cache: the cache hooks are "
+                             "excluded from compilation (graph breaks); set compile.fullgraph: false")
+        if cache.kind == "first_block" and self.prompts_per_call > 1:
+            # FBC compares the first block's residual averaged over the whole batch: a clip would
+            # depend on which prompts shared its call, which no clip id can record.
+            raise ValueError("cache 'first_block' decides per call over all its prompts, so a clip would "
+                             "depend on its batch-mates; set prompts_per_call: 1")
+        return self
+
+
+def _multiple_of(k: int, v: int, info: Any) -> int:
+    if v % k:
+        raise ValueError(f"{info.field_name} must be a multiple of {k}, got {v}")
+    return v
+
+
+class CogVideoXConfig(DiffusersVideoConfig):
     """diffusers CogVideoXPipeline settings; defaults are the paper's (CogVideoX-2B, 50 steps)."""
 
     model: str = "THUDM/CogVideoX-2b"
     dtype: Literal["float16", "bfloat16", "float32"] = "float16"
-    num_inference_steps: int = Field(50, ge=1)
     num_frames: int = Field(49, ge=1)
     height: int = Field(480, ge=8)
     width: int = Field(720, ge=8)
     guidance_scale: float = Field(6.0, ge=0)
     scheduler: Literal["ddim", "dpm"] = "ddim"
     use_dynamic_cfg: bool = False
-    cpu_offload: Literal["none", "model", "sequential"] = "none"
-    vae_slicing: bool = False
-    vae_tiling: bool = False
     max_sequence_length: int = Field(226, ge=1, description="T5 tokens; CogVideoX-2B/5B use 226")
     fps: int = Field(8, ge=1)
+    cache: CogVideoXCacheConfig = CogVideoXCacheConfig()
 
     @field_validator("num_frames")
     @classmethod
-    def _frames_8n_plus_1(cls, v: int) -> int:
+    def _frames_rule(cls, v: int) -> int:
         # CogVideoX's VAE compresses time by 4 and the 2B/5B transformers need 8N+1 frames.
         if (v - 1) % 4 != 0:
             raise ValueError(f"num_frames must be 4N+1 (CogVideoX: 8N+1 for 2B/5B), got {v}")
+        return v
+
+
+class WanConfig(DiffusersVideoConfig):
+    """diffusers WanPipeline settings; defaults are the Wan 2.1 T2V-1.3B model card's (480p)."""
+
+    model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    dtype: Literal["float16", "bfloat16", "float32"] = "bfloat16"
+    vae_dtype: Literal["float16", "bfloat16", "float32"] = Field(
+        "float32", description="the model card loads the VAE in float32 for decoding quality")
+    num_frames: int = Field(81, ge=1)
+    height: int = Field(480, ge=8)
+    width: int = Field(832, ge=8)
+    guidance_scale: float = Field(5.0, ge=0)
+    flow_shift: float = Field(3.0, gt=0, description="UniPC flow shift: 3.0 for 480p, 5.0 for 720p")
+    negative_prompt: str = (
+        "Bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, "
+        "static, overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, "
+        "extra fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, "
+        "fused fingers, still picture, messy background, three legs, many people in the background, "
+        "walking backwards")
+    max_sequence_length: int = Field(512, ge=1, description="UMT5 tokens; Wan uses 512")
+    fps: int = Field(16, ge=1)
+    cache: WanCacheConfig = WanCacheConfig()
+
+
+class LTXConfig(DiffusersVideoConfig):
+    """diffusers LTXPipeline settings; defaults are the LTX-Video model card's (768x512, 161 frames)."""
+
+    model: str = "Lightricks/LTX-Video"
+    dtype: Literal["float16", "bfloat16", "float32"] = "bfloat16"
+    num_frames: int = Field(161, ge=1)
+    height: int = Field(512, ge=8)
+    width: int = Field(768, ge=8)
+    guidance_scale: float = Field(3.0, ge=0, description="1.0 for the guidance-distilled checkpoints")
+    guidance_rescale: float = Field(0.0, ge=0.0, le=1.0)
+    frame_rate: int = Field(25, ge=1, description="the frame rate the transformer is conditioned on "
+                            "(it scales the temporal RoPE); the pipeline's default, as the model card runs it")
+    decode_timestep: float = Field(0.03, ge=0.0, le=1.0, description="timestep-aware VAE (0.9.1+)")
+    decode_noise_scale: float = Field(0.025, ge=0.0, le=1.0)
+    negative_prompt: str = "worst quality, inconsistent motion, blurry, jittery, distorted"
+    max_sequence_length: int = Field(128, ge=1, description="T5 tokens; the pipeline's default")
+    fps: int = Field(24, ge=1)
+    cache: LTXCacheConfig = LTXCacheConfig()
+
+    @field_validator("num_frames")
+    @classmethod
+    def _frames_rule(cls, v: int) -> int:
+        if (v - 1) % 8 != 0:
+            raise ValueError(f"num_frames must be 8N+1 (LTX-Video's VAE compresses time by 8), got {v}")
+        return v
+
+    @field_validator("height", "width")
+    @classmethod
+    def _spatial_multiple(cls, v: int, info: Any) -> int:
+        return _multiple_of(32, v, info)  # the VAE compresses space by 32 (patch size 1)
+
+    @field_validator("vae_slicing")
+    @classmethod
+    def _no_slicing(cls, v: bool) -> bool:
+        if v:
+            # AutoencoderKLLTXVideo.decode with slicing zips (z.split(1), temb.split(1)) as one pair:
+            # it fails for one clip and mixes latents for two (diffusers 0.42.1).
+            raise ValueError("vae_slicing is broken for LTX-Video's timestep-conditioned VAE in diffusers "
+                             "0.42.1 (AutoencoderKLLTXVideo.decode pairs the slices wrongly); leave it off")
         return v
 
 
@@ -109,16 +368,18 @@ class ProceduralConfig(StrictModel):
 
 
 class GenerateConfig(StrictModel):
-    backend: Literal["cogvideox", "procedural"] = "procedural"
+    backend: Literal["cogvideox", "wan", "ltx", "procedural"] = "procedural"
     clips_per_class: int = Field(128, ge=1)
     pool: ActorPoolConfig = ActorPoolConfig()
     cogvideox: CogVideoXConfig = CogVideoXConfig()
+    wan: WanConfig = WanConfig()
+    ltx: LTXConfig = LTXConfig()
     procedural: ProceduralConfig = ProceduralConfig()
     weights_cache: str | None = Field(
         None, description="HF cache dir shared by all actors (HF_HOME); default: the environment's"
     )
 
-    def backend_config(self) -> CogVideoXConfig | ProceduralConfig:
+    def backend_config(self) -> CogVideoXConfig | WanConfig | LTXConfig | ProceduralConfig:
         return getattr(self, self.backend)
 
 

@@ -43,6 +43,20 @@ def tiny_cogvideox(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_wan(tmp_path_factory) -> str:
+    from ray_pipeline.tiny import build_tiny_wan
+
+    return str(build_tiny_wan(tmp_path_factory.mktemp("tiny") / "wan"))
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx(tmp_path_factory) -> str:
+    from ray_pipeline.tiny import build_tiny_ltx
+
+    return str(build_tiny_ltx(tmp_path_factory.mktemp("tiny") / "ltx"))
+
+
+@pytest.fixture(scope="session")
 def tiny_clip(tmp_path_factory) -> str:
     from ray_pipeline.tiny import build_tiny_clip
 

@@ -97,6 +97,21 @@ def clip_rows(cfg: ExperimentConfig, store: RunStore, prompts: pa.Table) -> pa.T
     return stage.plan(p.context(stage), {"prompts": StageResult(prompts)})
 
 
+# Sizes each tiny diffusers pipeline (ray_pipeline/tiny/) runs at: (height = width, frames).
+TINY_VIDEO_SIZES = {"cogvideox": (16, 9), "wan": (16, 9), "ltx": (32, 9)}
+
+
+def tiny_video_config(backend: str, model_dir: str, **overrides):
+    """A diffusers backend's config for its tiny pipeline: float32, 2 steps, 16 text tokens."""
+    from ray_pipeline.config import CogVideoXConfig, LTXConfig, WanConfig
+
+    size, frames = TINY_VIDEO_SIZES[backend]
+    cls = {"cogvideox": CogVideoXConfig, "wan": WanConfig, "ltx": LTXConfig}[backend]
+    data = {"model": model_dir, "dtype": "float32", "num_inference_steps": 2, "num_frames": frames,
+            "height": size, "width": size, "max_sequence_length": 16, "negative_prompt": "", **overrides}
+    return cls.model_validate(data)
+
+
 def write_prompt_rows(store: RunStore, cfg: ExperimentConfig) -> pa.Table:
     """Run the real prompts stage (offline template writer) and return this config's rows."""
     run_stage(cfg, store, "prompts")

@@ -659,3 +659,58 @@ def test_estimate_from_a_run_directory(tmp_path):
     out = run_estimate("--from-run", str(tmp_path / "run"), "--gpu-name", "L4", "--gpus", "2")
     # 40 s per clip: HMDB-51's 6,528 clips take 72.5 L4-hours, 36.3 h on 2 GPUs.
     assert "| HMDB-51 | 51 | 6,528 | 72.5 | 36.3 h |" in out
+
+
+def test_estimate_backends_and_speedups():
+    # Wan 2.1 1.3B on an A100: 259.7 s per clip (FastVideo PR #1366): 6,528 x 259.7 s = 470.9 h,
+    # 117.7 h on 4 GPUs; torch.compile 198.1 s: 359.2 h.
+    wan = run_estimate("--backend", "wan", "--gpus", "4")
+    assert "| HMDB-51 | 51 | 6,528 | 470.9 | 435.2 | 117.7 h | 108.8 h |" in wan
+    compiled = run_estimate("--backend", "wan", "--speedup", "compile")
+    assert "| HMDB-51 | 51 | 6,528 | 359.2 |" in compiled
+    # CogVideoX with PAB: 90 s x 184.0/245.9 = 67.3 s: 122.1 A100-hours for HMDB-51.
+    assert "| HMDB-51 | 51 | 6,528 | 122.1 | 61.1 |" in run_estimate("--speedup", "pab")
+    # FasterCache: 90 x 159.0/245.9 = 58.2 s: 105.5 A100-hours.
+    assert "| HMDB-51 | 51 | 6,528 | 105.5 |" in run_estimate("--speedup", "faster_cache")
+    # LTX-Video: a 161-frame 24 fps clip in real time on an H100 (161/24 s): 12.2 H100-hours.
+    ltx = run_estimate("--backend", "ltx")
+    assert "| HMDB-51 | 51 | 6,528 | 12.2 | 1.5 h |" in ltx and "A100" not in ltx
+
+
+def test_estimate_refuses_what_is_not_published():
+    def fails(*args: str) -> str:
+        proc = subprocess.run([sys.executable, str(CLUSTER / "estimate.py"), *args], check=False, capture_output=True,
+                              text=True, timeout=60, cwd=REPO)
+        assert proc.returncode != 0
+        return proc.stderr
+
+    assert "no published figure for 'pab' on wan" in fails("--backend", "wan", "--speedup", "pab")
+    assert "unknown 'sora'" in fails("--backend", "sora")
+    assert "already includes" in fails("--speedup", "pab", "--seconds-per-clip", "A100=10")
+
+
+def test_every_backend_and_cache_has_a_figure_or_is_named_missing():
+    import importlib.util
+
+    from ray_pipeline.config import GenerateConfig, supported_caches
+
+    spec = importlib.util.spec_from_file_location("estimate", CLUSTER / "estimate.py")
+    estimate = importlib.util.module_from_spec(spec)
+    sys.modules["estimate"] = estimate  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(estimate)
+    diffusers_backends = [b for b in GenerateConfig.model_fields["backend"].annotation.__args__ if b != "procedural"]
+    assert sorted(estimate.BACKENDS) == sorted(diffusers_backends) == sorted(estimate.SPEEDUPS)
+    text = (CLUSTER / "estimate.py").read_text()
+    for backend in diffusers_backends:
+        assert estimate.BACKENDS[backend], backend
+        for speedup in estimate.SPEEDUPS[backend]:
+            assert speedup == "compile" or speedup in supported_caches(backend), (backend, speedup)
+    # The caches without a published figure are named as such in the file.
+    assert "Without a published figure: First Block Cache, TaylorSeer and MagCache" in text
+
+
+def test_docs_backend_table_is_the_estimate_list_output():
+    doc = DOC.read_text()
+    block = doc.split("<!-- estimate.py --list output -->\n", 1)[1]
+    block = block.split("<!-- end estimate.py --list output -->", 1)[0]
+    assert block.strip() == run_estimate("--list").strip(), "regenerate with `python cluster/estimate.py --list`"

@@ -281,8 +281,9 @@ def truncate_to_tokens(text: str, limit: int, count: Callable[[str], int]) -> tu
 def make_token_counter(
     backend: str, model: str | None, cache_dir: str | None, log: Callable[[str], None]
 ) -> TokenCounter:
-    """CogVideoX's own tokenizer if the backend is cogvideox and it is on disk, else the estimate."""
-    if backend == "cogvideox" and model:
+    """The text-to-video model's own tokenizer (T5 for cogvideox and ltx, UMT5 for wan) if it is on
+    disk, else the estimate."""
+    if backend in ("cogvideox", "wan", "ltx") and model:
         try:
             from transformers import AutoTokenizer
 
@@ -291,6 +292,6 @@ def make_token_counter(
             )
             return HFTokenCounter(tok, f"tokenizer:{model}")
         except Exception as exc:  # not downloaded, no sentencepiece, ...: fall back, loudly
-            log(f"prompts: CogVideoX tokenizer of {model!r} not loadable locally "
+            log(f"prompts: {backend} tokenizer of {model!r} not loadable locally "
                 f"({type(exc).__name__}); counting tokens with the conservative estimate")
     return EstimateCounter()

@@ -105,10 +105,12 @@ def is_world_classes(cfg: ExperimentConfig, entries: list[ClassEntry]) -> bool:
 
 
 def token_limit(cfg: ExperimentConfig) -> int:
-    """``prompts.max_prompt_tokens``, lowered to CogVideoX's own text length when it is the backend."""
+    """``prompts.max_prompt_tokens``, lowered to the backend text encoder's own length (CogVideoX 226,
+    Wan 512, LTX 128 by default)."""
     limit = cfg.prompts.max_prompt_tokens
-    if cfg.generate.backend == "cogvideox":
-        limit = min(limit, cfg.generate.cogvideox.max_sequence_length)
+    backend = cfg.generate.backend_config()
+    if hasattr(backend, "max_sequence_length"):
+        limit = min(limit, backend.max_sequence_length)
     return limit
 
 
@@ -141,14 +143,15 @@ class PromptsStage(Stage):
     seed: int
     world: bool
     token_limit: int
-    token_counter: tuple[str, str, str | None]
+    token_counter: tuple[str, str | None, str | None]
     cache_dir: str
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, classes: list[ClassEntry]) -> PromptsStage:
         g = cfg.generate
+        text_model = getattr(g.backend_config(), "model", None)  # its tokenizer counts the tokens
         return cls(cfg.prompts, classes, g.clips_per_class, cfg.seed, is_world_classes(cfg, classes),
-                   token_limit(cfg), (g.backend, g.cogvideox.model, g.weights_cache), str(cfg.resolved_cache_dir()))
+                   token_limit(cfg), (g.backend, text_model, g.weights_cache), str(cfg.resolved_cache_dir()))
 
     # ---------------------------------------------------------------- identity
     @property
