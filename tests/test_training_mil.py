@@ -119,7 +119,7 @@ def _toy_bags(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_training_loop_learns_and_is_deterministic(head: str) -> None:
     from sklearn.metrics import roc_auc_score
 
-    anomalous, normal, truth = _toy_bags()
+    anomalous, normal, _ = _toy_bags()
     config = ScorerTrainConfig(head=head, iterations=150, bags_per_side=8, seed=3)
     first = train_segment_scorer(anomalous, normal, config)
     again = train_segment_scorer(anomalous, normal, config)
