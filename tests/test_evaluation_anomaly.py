@@ -69,7 +69,8 @@ def test_bad_annotation_lines_name_file_and_line(tmp_path: Path, line: str, mess
 
 
 def test_duplicate_annotation_is_an_error(tmp_path: Path) -> None:
-    path = _write(tmp_path, "ann.txt", "A001_x264.mp4  Abuse  1  2  -1  -1\nA001_x264.mp4  Abuse  3  4  -1  -1\n")
+    text = "A001_x264.mp4  Abuse  1  2  -1  -1\nA001_x264.mp4  Abuse  3  4  -1  -1\n"
+    path = _write(tmp_path, "ann.txt", text)
     with pytest.raises(AnnotationError, match="already annotated on line 1"):
         parse_temporal_annotations(path)
 

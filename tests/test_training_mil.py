@@ -96,9 +96,10 @@ def test_scorer_shape_and_dropout_placement() -> None:
     scorer.eval()
     with torch.no_grad():
         s = scorer.score(x)
-        assert s.shape == (3, 32) and float(s.min()) > 0 and float(s.max()) < 1
+        assert s.shape == (3, 32)
+        assert float(s.min()) > 0 and float(s.max()) < 1
         assert torch.equal(scorer.score(x), s)  # eval: no dropout
-    expected = scorer.fc1.weight.pow(2).sum() + scorer.fc2.weight.pow(2).sum() + scorer.fc3.weight.pow(2).sum()
+    expected = sum(layer.weight.pow(2).sum() for layer in (scorer.fc1, scorer.fc2, scorer.fc3))
     assert torch.allclose(scorer.weight_penalty(), expected)
 
 

@@ -122,8 +122,8 @@ def parse_anomaly_train_list(path: str | os.PathLike) -> list[AnomalyVideo]:
             elif folder in ANOMALY_CLASSES:
                 cls = folder
             else:
-                raise AnnotationError(f"{path}:{line_no}: folder {folder!r} is neither a normal-video folder nor "
-                                      f"one of the anomaly classes {list(ANOMALY_CLASSES)}")
+                raise AnnotationError(f"{path}:{line_no}: folder {folder!r} is neither a normal-video folder "
+                                      f"nor one of the anomaly classes {list(ANOMALY_CLASSES)}")
             if video in seen:
                 raise AnnotationError(f"{path}:{line_no}: {video} is already listed on line {seen[video]}")
             seen[video] = line_no
@@ -151,7 +151,8 @@ def parse_temporal_annotation_rows(path: str | os.PathLike) -> list[AnnotatedVid
                 continue
             where = f"{path}:{line_no}"
             if len(fields) < 4:
-                raise AnnotationError(f"{where}: expected '<video> <Class> s1 e1 [s2 e2 ...]', got {raw.strip()!r}")
+                raise AnnotationError(
+                    f"{where}: expected '<video> <Class> s1 e1 [s2 e2 ...]', got {raw.strip()!r}")
             video, cls, numbers = fields[0], fields[1], fields[2:]
             try:
                 frames = [int(x) for x in numbers]
@@ -219,8 +220,8 @@ def resolve_videos(names: Sequence[str], index: Mapping[str, Path], source: str)
     """The files of ``names`` (from the list file ``source``), or an error naming the missing ones."""
     missing = [n for n in names if n not in index]
     if missing:
-        raise AnnotationError(f"{len(missing)} of the {len(names)} videos in {source} are not under the video "
-                              f"root, e.g. {missing[:5]}")
+        raise AnnotationError(f"{len(missing)} of the {len(names)} videos in {source} are not under the "
+                              f"video root, e.g. {missing[:5]}")
     return [index[n] for n in names]
 
 
@@ -338,7 +339,7 @@ def frame_auc(frame_scores: Mapping[str, Sequence[float] | np.ndarray],
     for name, intervals in annotations.items():
         scores = np.asarray(frame_scores[name], dtype=np.float64)
         if scores.ndim != 1 or scores.size == 0:
-            raise ValueError(f"frame scores of {name}: expected a non-empty 1-D array, got shape {scores.shape}")
+            raise ValueError(f"frame scores of {name}: expected a non-empty 1-D array, got {scores.shape}")
         if not np.isfinite(scores).all():
             raise ValueError(f"frame scores of {name} are not all finite")
         labels = frame_labels(scores.size, intervals)
@@ -352,5 +353,6 @@ def frame_auc(frame_scores: Mapping[str, Sequence[float] | np.ndarray],
     auc = _roc_auc(np.concatenate(all_labels), np.concatenate(all_scores), "AUC over all test videos")
     if not ano_scores:
         raise ValueError("AUC_A needs at least one annotated anomalous video")
-    auc_a = _roc_auc(np.concatenate(ano_labels), np.concatenate(ano_scores), "AUC_A over the anomalous videos")
+    auc_a = _roc_auc(np.concatenate(ano_labels), np.concatenate(ano_scores),
+                     "AUC_A over the anomalous videos")
     return {"auc": auc, "auc_a": auc_a}

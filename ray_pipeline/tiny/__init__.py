@@ -8,6 +8,7 @@ diffusers' and transformers' own test configs. One module per model family.
 from ray_pipeline.tiny.clip import build_tiny_clip, save_tiny_clip, tiny_clip_config, tiny_tokenizer
 from ray_pipeline.tiny.cogvideox import build_tiny_cogvideox
 from ray_pipeline.tiny.t5 import TINY_WORDS, build_tiny_t5_tokenizer
+from ray_pipeline.tiny.xclip import save_tiny_xclip, tiny_xclip_config
 
-__all__ = ["TINY_WORDS", "build_tiny_clip", "build_tiny_cogvideox", "build_tiny_t5_tokenizer", "save_tiny_clip",
-           "tiny_clip_config", "tiny_tokenizer"]
+__all__ = ["TINY_WORDS", "build_tiny_clip", "build_tiny_cogvideox", "build_tiny_t5_tokenizer",
+           "save_tiny_clip", "save_tiny_xclip", "tiny_clip_config", "tiny_tokenizer", "tiny_xclip_config"]

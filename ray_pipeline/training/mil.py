@@ -48,7 +48,8 @@ TOPK_SPARSITY = 0.001
 # --------------------------------------------------------------------------------------------
 
 
-def segment_features(unit_features: np.ndarray | torch.Tensor, num_segments: int = NUM_SEGMENTS) -> np.ndarray:
+def segment_features(unit_features: np.ndarray | torch.Tensor,
+                     num_segments: int = NUM_SEGMENTS) -> np.ndarray:
     """A video's segment features from its clip features (Save_C3DFeatures_32Segments.m).
 
     The clips are split by :func:`~ray_pipeline.evaluation.anomaly.segment_bounds`; each
@@ -173,7 +174,8 @@ def _smoothness(scores: torch.Tensor) -> torch.Tensor:
 
 
 def mil_ranking_loss(anomalous_scores: torch.Tensor, normal_scores: torch.Tensor,
-                     smoothness: float = RANKING_SMOOTHNESS, sparsity: float = RANKING_SPARSITY) -> torch.Tensor:
+                     smoothness: float = RANKING_SMOOTHNESS,
+                     sparsity: float = RANKING_SPARSITY) -> torch.Tensor:
     """Sultani et al.'s MIL ranking loss on segment scores in [0, 1].
 
     ``l = mean over normal bags n of sum over anomalous bags a of max(0, 1 - max f(a) + max f(n))
@@ -309,7 +311,8 @@ def train_segment_scorer(anomalous: np.ndarray | torch.Tensor, normal: np.ndarra
     """
     a, n = _as_bags(anomalous, "anomalous bags"), _as_bags(normal, "normal bags")
     if a.shape[1:] != n.shape[1:]:
-        raise ValueError(f"anomalous bags {tuple(a.shape[1:])} and normal bags {tuple(n.shape[1:])} differ in shape")
+        raise ValueError(f"anomalous bags {tuple(a.shape[1:])} and normal bags {tuple(n.shape[1:])} "
+                         "differ in shape")
     if config.head == "topk_ce" and not 1 <= config.topk <= a.shape[1]:
         raise ValueError(f"topk {config.topk} outside 1..{a.shape[1]} segments")
     gen = torch.Generator().manual_seed(config.seed)
