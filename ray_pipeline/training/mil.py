@@ -344,7 +344,7 @@ def train_segment_scorer(anomalous: np.ndarray | torch.Tensor, normal: np.ndarra
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
     scorer.eval()
     return ScorerTrainResult(scorer, losses)
 
