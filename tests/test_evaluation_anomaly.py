@@ -151,7 +151,7 @@ def test_frame_auc_hand_value() -> None:
 
 
 def test_frame_auc_errors_name_the_problem() -> None:
-    with pytest.raises(ValueError, match="Abuse028_x264.mp4"):
+    with pytest.raises(ValueError, match=r"Abuse028_x264\.mp4"):
         frame_auc({"Abuse030_x264.mp4": [0.1, 0.2]}, {"Abuse028_x264.mp4": [(1, 2)], "Abuse030_x264.mp4": []})
     with pytest.raises(ValueError, match="every frame is normal"):
         frame_auc({"n": [0.1, 0.2]}, {"n": []})

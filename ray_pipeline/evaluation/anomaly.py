@@ -161,7 +161,7 @@ def parse_temporal_annotation_rows(path: str | os.PathLike) -> list[AnnotatedVid
             if len(frames) % 2:
                 raise AnnotationError(f"{where}: frame fields come in (start, end) pairs, got {len(frames)}")
             intervals = []
-            for s, e in zip(frames[0::2], frames[1::2]):
+            for s, e in zip(frames[0::2], frames[1::2], strict=True):
                 if s == -1 and e == -1:
                     continue
                 if s == -1 or e == -1:
@@ -285,7 +285,7 @@ def segment_to_frame_scores(segment_scores: Sequence[float] | np.ndarray, num_fr
         raise ValueError(f"num_frames and clip_len must be >= 1, got {num_frames}, {clip_len}")
     num_clips = max(1, num_frames // clip_len)
     out = np.empty(max(num_clips * clip_len, num_frames), dtype=np.float64)
-    for score, (start, end) in zip(scores, segment_bounds(num_clips, scores.size)):
+    for score, (start, end) in zip(scores, segment_bounds(num_clips, scores.size), strict=True):
         out[start * clip_len:end * clip_len] = score
     out[num_clips * clip_len:] = out[num_clips * clip_len - 1]
     return out[:num_frames]
