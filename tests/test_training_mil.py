@@ -13,6 +13,7 @@ from ray_pipeline.training.mil import (
     SegmentScorer,
     binary_logits,
     mil_ranking_loss,
+    normal_vs_rest_logits,
     score_segments,
     segment_features,
     segment_frame_indices,
@@ -86,6 +87,17 @@ def test_topk_ce_matches_hand_computation() -> None:
     assert float(got2) == pytest.approx(sum(terms) / 4, abs=1e-6)
     with pytest.raises(ValueError, match="k must be"):
         topk_mil_ce_loss(binary_logits(z), labels, k=4)
+
+
+def test_normal_vs_rest_keeps_the_normal_probability() -> None:
+    logits = torch.randn(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    two = normal_vs_rest_logits(logits, normal_index=2)
+    assert two.shape == (3, 5, 2)
+    p_normal = logits.softmax(-1)[..., 2]
+    assert torch.allclose(two.softmax(-1)[..., 0], p_normal, atol=1e-6)
+    assert torch.allclose(two.softmax(-1)[..., 1], 1 - p_normal, atol=1e-6)
+    with pytest.raises(ValueError, match="normal_index"):
+        normal_vs_rest_logits(logits, normal_index=4)
 
 
 def test_scorer_shape_and_dropout_placement() -> None:

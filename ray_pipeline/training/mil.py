@@ -14,7 +14,8 @@ anomalous. Two heads learn segment scores from that:
 The building blocks take plain arrays: segment features of a video from its clip features
 (:func:`segment_features`), frame indices to sample a segment from (:func:`segment_frame_indices`),
 the scorer (:class:`SegmentScorer`) and a seeded CPU training loop on precomputed features
-(:func:`train_segment_scorer`).
+(:func:`train_segment_scorer`). :func:`normal_vs_rest_logits` turns a video-text model's
+scores against K class names into the (normal, abnormal) logits the top-k head takes.
 """
 
 from __future__ import annotations
@@ -166,6 +167,22 @@ class SegmentScorer(nn.Module):
 def binary_logits(logit: torch.Tensor) -> torch.Tensor:
     """[...] log-odds -> [..., 2] (normal, abnormal) logits whose softmax gives P(abnormal) = sigmoid."""
     return torch.stack([torch.zeros_like(logit), logit], dim=-1)
+
+
+def normal_vs_rest_logits(class_logits: torch.Tensor, normal_index: int = 0) -> torch.Tensor:
+    """[..., K] class logits -> [..., 2] (normal, abnormal) logits: the normal class's logit and
+    the log-sum-exp of the others, so the 2-way softmax is (P(normal), 1 - P(normal)) of the
+    K-way one.
+
+    For a video-text model whose text side does not know the words "normal" and "abnormal" (the
+    world CLIP reads both as the same sub-words), scoring segments against the anomaly classes'
+    own names keeps the text meaningful.
+    """
+    k = class_logits.shape[-1]
+    if not 0 <= normal_index < k or k < 2:
+        raise ValueError(f"normal_index {normal_index} outside 0..{k - 1} (need >= 2 classes)")
+    rest = torch.cat([class_logits[..., :normal_index], class_logits[..., normal_index + 1:]], dim=-1)
+    return torch.stack([class_logits[..., normal_index], rest.logsumexp(dim=-1)], dim=-1)
 
 
 def _smoothness(scores: torch.Tensor) -> torch.Tensor:
