@@ -343,7 +343,7 @@ def test_save_and_load_roundtrip(backbone: Path, tmp_path: Path) -> None:
 
 def test_registry_rejects_unknown_names(backbone: Path) -> None:
     with pytest.raises(ValueError, match="known"):
-        build_video_text_model("xclip", str(backbone))
+        build_video_text_model("no_such_model", str(backbone))
     with pytest.raises(ValueError):
         _build(backbone, video_prompting=True, prompt_template="{}")
     with pytest.raises(ValueError, match=">= 1"):

@@ -1,4 +1,4 @@
-"""One interface for the video-text models (TC-CLIP, ViFi-CLIP) built on HF ``CLIPModel``.
+"""One interface for the video-text models (TC-CLIP, ViFi-CLIP on HF ``CLIPModel``; X-CLIP on ``XCLIPModel``).
 
 A model turns a clip batch ``[B, T, 3, H, W]`` into L2-normalised video embeddings, class names
 into L2-normalised text embeddings (which for TC-CLIP depend on the video), and the two into
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import AutoTokenizer, CLIPConfig, CLIPModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, CLIPModel, PreTrainedModel, PreTrainedTokenizerBase
 
 DEFAULT_BACKBONE = "openai/clip-vit-base-patch16"
 WEIGHTS_FILE = "video_text_model.safetensors"
@@ -149,12 +149,15 @@ class VideoTextModel(nn.Module):
 
     Subclasses set ``name``, implement :meth:`encode_video` and :meth:`encode_text`, store the
     JSON-serialisable constructor options in ``self.options`` (saved with checkpoints) and may
-    override :meth:`param_groups`.
+    override :meth:`param_groups`. ``backbone_class`` is the ``transformers`` model the backbone
+    loads as (``CLIPModel``; X-CLIP's is ``XCLIPModel``) and ``default_backbone`` its hub id.
     """
 
     name: ClassVar[str] = ""
+    backbone_class: ClassVar[type[PreTrainedModel]] = CLIPModel
+    default_backbone: ClassVar[str] = DEFAULT_BACKBONE
 
-    def __init__(self, clip: CLIPModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    def __init__(self, clip: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         super().__init__()
         self.clip = clip
         self.tokenizer = tokenizer
@@ -244,7 +247,7 @@ def register(cls: type[VideoTextModel]) -> type[VideoTextModel]:
 
 
 def model_class(name: str) -> type[VideoTextModel]:
-    """The registered class for ``name`` (``tcclip``, ``vificlip``)."""
+    """The registered class for ``name`` (``tcclip``, ``vificlip``, ``xclip``)."""
     # Importing the package imports every model module, which registers them.
     import ray_pipeline.models  # noqa: F401
 
@@ -254,15 +257,17 @@ def model_class(name: str) -> type[VideoTextModel]:
 
 
 def build_video_text_model(
-    name: str, backbone: str = DEFAULT_BACKBONE, **options: Any
+    name: str, backbone: str | None = None, **options: Any
 ) -> VideoTextModel:
-    """Build model ``name`` on the CLIP at ``backbone`` (hub id or local directory).
+    """Build model ``name`` on the backbone at ``backbone`` (hub id or local directory).
 
-    Loads ``CLIPModel`` (float32) and the tokenizer from the same place with ``from_pretrained``;
-    ``options`` go to the model's constructor (see each model's docstring).
+    Loads the model's ``backbone_class`` (``CLIPModel``, or ``XCLIPModel`` for X-CLIP; float32)
+    and the tokenizer from the same place with ``from_pretrained``; ``None`` takes the model's
+    ``default_backbone``. ``options`` go to the model's constructor (see each model's docstring).
     """
     cls = model_class(name)
-    clip = CLIPModel.from_pretrained(backbone, dtype=torch.float32)
+    backbone = backbone or cls.default_backbone
+    clip = cls.backbone_class.from_pretrained(backbone, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     return cls(clip, tokenizer, **options)
 
@@ -272,7 +277,7 @@ def load_video_text_model(directory: str | os.PathLike, **overrides: Any) -> Vid
     src = Path(directory)
     meta = json.loads((src / META_FILE).read_text())
     cls = model_class(meta["name"])
-    clip = CLIPModel(CLIPConfig.from_pretrained(src))
+    clip = cls.backbone_class(cls.backbone_class.config_class.from_pretrained(src))
     tokenizer = AutoTokenizer.from_pretrained(src)
     model = cls(clip, tokenizer, **{**meta["options"], **overrides})
     model.load(src)

@@ -10,6 +10,8 @@ from ray_pipeline.tiny.cogvideox import build_tiny_cogvideox
 from ray_pipeline.tiny.ltx import build_tiny_ltx
 from ray_pipeline.tiny.t5 import TINY_WORDS, build_tiny_t5_tokenizer
 from ray_pipeline.tiny.wan import build_tiny_wan
+from ray_pipeline.tiny.xclip import save_tiny_xclip, tiny_xclip_config
 
 __all__ = ["TINY_WORDS", "build_tiny_clip", "build_tiny_cogvideox", "build_tiny_ltx", "build_tiny_t5_tokenizer",
-           "build_tiny_wan", "save_tiny_clip", "tiny_clip_config", "tiny_tokenizer"]
+           "build_tiny_wan", "save_tiny_clip", "save_tiny_xclip", "tiny_clip_config", "tiny_tokenizer",
+           "tiny_xclip_config"]
