@@ -515,24 +515,41 @@ class WorldConfig(StrictModel):
     sizes: dict[str, int] = Field(default_factory=dict)
 
 
+class PhaseSettings(StrictModel):
+    """One training phase's schedule; unset fields take ``train.<field>``."""
+
+    epochs: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    warmup_epochs: float | None = Field(None, ge=0.0)
+
+
+RECIPES = ("synthetic", "source", "source_then_generated", "source_synthetic", "synthetic_then_real")
+
+
 class TrainConfig(StrictModel):
     """Training a video-text model with Ray Train on generated (and optionally real) clips."""
 
     model: Literal["tcclip", "vificlip"] = "tcclip"
     backbone: str = Field("openai/clip-vit-base-patch16", description="hub id, path or world:clip")
     model_options: dict[str, Any] = Field(default_factory=dict)
-    # synthetic: generated clips only (the paper's zero-shot); source_synthetic: plus the source
-    # dataset's train split; synthetic_then_real: pre-train on generated, fine-tune on `real`.
-    recipe: Literal["synthetic", "source_synthetic", "synthetic_then_real"] = "synthetic"
+    # synthetic: generated clips only, from the backbone; source: the source dataset only (the
+    # paper's TC-CLIP row); source_then_generated: the source-trained model trained further on the
+    # generated clips (the paper's "+Ours"); source_synthetic: one run on source + generated clips
+    # (an ablation); synthetic_then_real: pre-train on generated, fine-tune on `real`.
+    recipe: Literal[RECIPES] = "synthetic"
     source: DatasetConfig | None = None
+    source_phase: PhaseSettings = Field(default_factory=PhaseSettings, description="the source-only phase")
     real: DatasetConfig | None = None
+    finetune: PhaseSettings = Field(default_factory=lambda: PhaseSettings(epochs=5),
+                                    description="fine-tuning on train.real (synthetic_then_real)")
+    real_epsilon: float = Field(0.1, ge=0.0, lt=1.0,
+                                description="LS of real clips mixed with generated ones, under every loss variant")
     loss: Literal["ce", "ls", "uw", "uf", "ul"] = "ul"
     w: float = Field(0.3, ge=0.0, le=1.0, description="UL/UW weight: eps_i = w * u_i")
     epsilon: float = Field(0.1, ge=0.0, lt=1.0, description="LS's fixed smoothing")
     uf_drop_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     uncertainty_norm: Literal["minmax", "logk"] = "minmax"
     epochs: int = Field(10, ge=1)
-    finetune_epochs: int = Field(5, ge=1)
     warmup_epochs: float = Field(1.0, ge=0.0)
     lr: float = Field(8e-6, gt=0)
     lr_min_ratio: float = Field(0.01, ge=0.0, le=1.0)
@@ -549,8 +566,8 @@ class TrainConfig(StrictModel):
 
     @model_validator(mode="after")
     def _recipe_inputs(self) -> TrainConfig:
-        if self.recipe == "source_synthetic" and self.source is None:
-            raise ValueError("recipe source_synthetic needs train.source (a dataset with a train split)")
+        if self.recipe in ("source", "source_then_generated", "source_synthetic") and self.source is None:
+            raise ValueError(f"recipe {self.recipe} needs train.source (a dataset with a train split)")
         if self.recipe == "synthetic_then_real" and self.real is None:
             raise ValueError("recipe synthetic_then_real needs train.real (a dataset with a train split)")
         if self.batch_size % self.num_workers:

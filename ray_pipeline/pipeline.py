@@ -59,7 +59,7 @@ class Pipeline:
 
         return StageContext(store=self.data_store if stage.data_stage else self.store, run_store=self.store,
                             cluster=self.cluster, console=self.console, cache_dir=str(self.cfg.resolved_cache_dir()),
-                            metrics=metrics)
+                            metrics=metrics, shared_store=self.data_store)
 
     def build(self, name: str) -> Stage:
         stage = self.task.build(name)

@@ -183,3 +183,46 @@ def test_half_precision_logits() -> None:
     loss = build_loss("ul")(LOGITS.bfloat16(), LABELS, torch.tensor([0.5, 1.0]))
     assert loss.dtype == torch.float32
     assert float(loss) == pytest.approx((_ul(0, 0.15) + _ul(1, 0.3)) / 2, rel=2e-2)
+
+
+# --------------------------------------------------------------------------------------------
+# Mixed batches: the variant acts on generated clips; real clips are treated alike by every variant
+# --------------------------------------------------------------------------------------------
+
+# Row 0 generated (u = 0.8), row 1 real (its uncertainty is ignored).
+MIXED_U = torch.tensor([0.8, 0.0])
+REAL = torch.tensor([False, True])
+
+
+@pytest.mark.parametrize("name, generated_term", [
+    ("ce", lambda: _ce(0)),
+    ("ls", lambda: _ul(0, 0.1)),
+    ("ul", lambda: _ul(0, 0.3 * 0.8)),
+    ("uw", lambda: (1 - 0.3 * 0.8) * _ce(0)),
+])
+def test_mixed_batch_matches_hand_values(name, generated_term):
+    loss = build_loss(name, weight=0.3, epsilon=0.1, real_epsilon=0.2)
+    real_term = _ul(1, 0.2)  # LS with real_epsilon, whatever the variant
+    expected = (generated_term() + real_term) / 2
+    assert float(loss(LOGITS, LABELS, MIXED_U, REAL)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_mixed_batch_uf_drops_only_generated_clips():
+    loss = build_loss("uf", uf_threshold=0.5, real_epsilon=0.1)
+    # The generated clip (u = 0.8) is dropped; the real one is kept although its "u" is above too.
+    assert float(loss(LOGITS, LABELS, torch.tensor([0.8, 0.9]), REAL)) == pytest.approx(_ul(1, 0.1), rel=1e-6)
+
+
+def test_real_clips_are_treated_the_same_by_every_variant():
+    only_real = torch.tensor([True, True])
+    values = {name: float(build_loss(name, weight=0.3, epsilon=0.1, uf_threshold=0.5)(LOGITS, LABELS, MIXED_U,
+                                                                                      only_real))
+              for name in ("ce", "ls", "uw", "uf", "ul")}
+    assert len(set(values.values())) == 1
+    assert values["ul"] == pytest.approx((_ul(0, 0.1) + _ul(1, 0.1)) / 2, rel=1e-6)
+
+
+def test_all_generated_batches_keep_the_old_path():
+    for name in ("ce", "ls", "uw", "ul"):
+        loss = build_loss(name, weight=0.3, epsilon=0.1)
+        assert torch.equal(loss(LOGITS, LABELS, MIXED_U, torch.tensor([False, False])), loss(LOGITS, LABELS, MIXED_U))

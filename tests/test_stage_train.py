@@ -111,7 +111,7 @@ def test_pretrain_on_synthetic_then_finetune_on_real(tmp_path, ray_cluster, tiny
 
     real = write_tiny_dataset(tmp_path / "real", ["wave", "run", "clap", "walk"], per_class=4)
     store = RunStore(tmp_path / "run")
-    cfg = _config(tiny_clip, model="vificlip", epochs=1, finetune_epochs=1, recipe="synthetic_then_real",
+    cfg = _config(tiny_clip, model="vificlip", epochs=1, finetune={"epochs": 1}, recipe="synthetic_then_real",
                   real=real)
     write_synthetic_clips(store, cfg)
     stats = run_stage(cfg, store, "train")
@@ -119,3 +119,60 @@ def test_pretrain_on_synthetic_then_finetune_on_real(tmp_path, ray_cluster, tiny
     assert [p["name"].split("-")[0] for p in result["phases"]] == ["synthetic", "real"]
     assert result["model_dir"].startswith(result["phases"][1]["checkpoint"])
     assert stats["epochs"] == 1
+
+
+def _max_weight_difference(a: str, b: str) -> float:
+    from safetensors.torch import load_file
+
+    from ray_pipeline.models.base import WEIGHTS_FILE
+
+    wa, wb = load_file(f"{a}/{WEIGHTS_FILE}"), load_file(f"{b}/{WEIGHTS_FILE}")
+    assert wa.keys() == wb.keys()
+    return max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa)
+
+
+def test_source_then_generated_starts_from_the_shared_source_model(tmp_path, ray_cluster, tiny_clip):
+    """The paper's recipe: TC-CLIP on the source dataset (the baseline row), then the same model
+    trained further on generated clips (+Ours). The source phase lives in the shared data store and
+    a run that differs only downstream of it (another loss) reuses it instead of training again."""
+    from tests.helpers import write_tiny_dataset
+
+    source = write_tiny_dataset(tmp_path / "source", ["wave", "run", "clap", "walk"], per_class=4)
+    data_dir = tmp_path / "data"
+    store = RunStore(tmp_path / "run")
+    # lr ~ 0 in the generated phase: its model must equal the source model it started from.
+    cfg = _config(tiny_clip, model="vificlip", epochs=1, recipe="source_then_generated", source=source,
+                  source_phase={"epochs": 2, "lr": 1e-3}, lr=1e-12)
+    cfg.data_dir = str(data_dir)
+    write_synthetic_clips(RunStore(data_dir), cfg)
+    stats = run_stage(cfg, store, "train")
+    result = json.loads(store.read_text(RESULT))
+    assert [m["role"] for m in result["models"]] == ["baseline", "generated"]
+    baseline, generated = result["models"]
+    assert baseline["model_dir"].startswith(str(data_dir / "train" / "ray" / "source-"))  # shared
+    assert generated["model_dir"].startswith(str(tmp_path / "run" / "train" / "ray" / "generated-"))
+    assert baseline["num_classes"] == 4 and generated["num_clips"] == len(TINY_CLASSES) * 6
+    assert stats["phases"] == 2
+    assert _max_weight_difference(baseline["model_dir"], generated["model_dir"]) < 1e-6
+
+    # Another trial (loss LS) in another run directory: the source phase is found, not retrained.
+    console = quiet_console()
+    other = cfg.model_copy(deep=True)
+    other.train.loss = "ls"
+    run_stage(other, RunStore(tmp_path / "run2"), "train", console)
+    text = console.stream.getvalue()
+    assert "source: already trained" in text and "generated: already trained" not in text
+    again = json.loads(RunStore(tmp_path / "run2").read_text(RESULT))
+    assert again["models"][0]["model_dir"] == baseline["model_dir"]
+
+
+def test_source_recipe_trains_the_baseline_only(tmp_path, ray_cluster, tiny_clip):
+    from tests.helpers import write_tiny_dataset
+
+    source = write_tiny_dataset(tmp_path / "source", ["wave", "run"], per_class=8)
+    store = RunStore(tmp_path / "run")
+    cfg = _config(tiny_clip, model="vificlip", epochs=1, recipe="source", source=source)
+    write_synthetic_clips(store, cfg)
+    run_stage(cfg, store, "train")
+    [model] = json.loads(store.read_text(RESULT))["models"]
+    assert model["role"] == "baseline" and model["label"] == "ViFi-CLIP (source)"

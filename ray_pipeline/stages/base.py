@@ -46,6 +46,7 @@ class StageContext:
         console: progress and status lines.
         cache_dir: built artefacts shared across runs (world datasets and CLIP, LLM answers).
         metrics: ``(metrics, step)`` -> the stage's tracking run (per-epoch training metrics).
+        shared_store: the store shared by runs and sweep trials (``data_dir``; else the run directory).
     """
 
     store: RunStore
@@ -54,6 +55,11 @@ class StageContext:
     console: Console
     cache_dir: str
     metrics: Callable[[dict[str, float], int], None] | None = None
+    shared_store: RunStore | None = None
+
+    def __post_init__(self) -> None:
+        if self.shared_store is None:
+            self.shared_store = self.run_store
 
 
 @dataclass

@@ -1,16 +1,20 @@
-"""Train stage: a video-text model (TC-CLIP or ViFi-CLIP) on the handed-over clips with Ray Train.
+"""Train stage: a video-text model (TC-CLIP or ViFi-CLIP) trained in phases with Ray Train.
 
-Generated clips carry their CLIP uncertainty (this config's score rows: entropy normalised over the
-generated set) into the loss: the paper's UL smooths each clip's label by eps_i = w * u_i; LS, UW
-and UF are the ablation's alternatives. Recipes (``train.recipe``): ``synthetic`` (the paper's
-zero-shot: generated clips only), ``source_synthetic`` (plus the source dataset's train split) and
-``synthetic_then_real`` (pre-train on generated, fine-tune on ``train.real``).
+The task hands the stage its recipe as a list of :class:`PhaseSpec` (what data, which schedule,
+which phase it starts from, and the role of its model in the summary). Data is ``generated`` (the
+handed-over clips with their CLIP uncertainty: this config's score rows, entropy normalised over
+the generated set), ``source`` (the source dataset's train split), both mixed, or records the task
+built itself (a few-shot list...). In a mixed set the loss variant (the paper's UL, or LS/UW/UF)
+acts on the generated clips, and real clips get the same label smoothing under every variant.
 
 Each phase is one ``TorchTrainer`` run (:mod:`ray_pipeline.training.loop`) whose checkpoints live
-in ``train/ray/<phase>-<id>/`` of the run store; the id hashes the phase's data, its start and every
-training setting, so a rerun finds a finished phase without starting Ray and an interrupted one
-continues from its last epoch. The stage hands on one row per trained model (``model_dir``,
-``role``, ``label``) and writes ``train/result.json``.
+in ``train/ray/<phase>-<id>/``. The id hashes the phase's data, its start (the id of the phase it
+starts from, not a path) and every setting that changes its weights, so a rerun finds a finished
+phase without starting Ray and an interrupted one continues from its last epoch. A ``shared``
+phase (the source phase) keeps its checkpoints in the data store, where every run and sweep trial
+with the same source data and settings finds it by id instead of training it again. The stage
+hands on one row per model with a role (``baseline``, ``generated``, ...) and writes
+``train/result.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ray_pipeline.config import ConfigError, ExperimentConfig
+from ray_pipeline.config import ConfigError, ExperimentConfig, PhaseSettings
 from ray_pipeline.console import format_duration
 from ray_pipeline.ids import row_id
 from ray_pipeline.runstore import RunStore, join_uri
@@ -32,26 +36,79 @@ from ray_pipeline.training.loop import MODEL_DIR, latest_checkpoint
 from ray_pipeline.training.records import TrainingRecords, generated_records, merge_records, split_records
 
 RESULT = "train/result.json"
-# Training settings that do not change the trained weights (where and how fast it runs).
-_NOT_IDENTITY = {"num_workers", "cpus_per_worker", "max_failures", "use_gpu"}
+# Settings that decide a phase's weights (besides its data, start, schedule and loss).
+_WEIGHT_SETTINGS = ("model", "backbone", "model_options", "lr_min_ratio", "weight_decay", "batch_size", "num_frames",
+                    "augment", "mixed_precision", "seed")
 
 MODEL_SCHEMA = pa.schema([
     ("model_key", pa.string()), ("role", pa.string()), ("label", pa.string()), ("model_dir", pa.string()),
-    ("model", pa.string()), ("recipe", pa.string()), ("loss", pa.string()), ("w", pa.float64()),
-    ("num_clips", pa.int64()), ("num_classes", pa.int64()),
+    ("phase", pa.string()), ("model", pa.string()), ("recipe", pa.string()), ("loss", pa.string()),
+    ("w", pa.float64()), ("num_clips", pa.int64()), ("num_classes", pa.int64()),
 ])
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase of a recipe.
+
+    Attributes:
+        name: the phase's name (folder prefix, metric prefix).
+        data: ``"generated"``, ``"source"``, ``"generated+source"``, or records the task built.
+        schedule: epochs, lr and warm-up (unset: the ``train`` section's).
+        loss: the loss on generated clips (``ls`` for real-only phases).
+        init_from: the phase whose final model this one starts from (None: the backbone).
+        role, label: the model's row in the summary (None: an intermediate model, not evaluated).
+        shared: checkpoints in the data store, reused by id across runs and trials.
+    """
+
+    name: str
+    data: str | TrainingRecords
+    schedule: PhaseSettings = field(default_factory=PhaseSettings)
+    loss: str = "ul"
+    init_from: str | None = None
+    role: str | None = None
+    label: str | None = None
+    shared: bool = False
 
 
 @dataclass
 class Phase:
-    """One training run: its data, its start (the backbone, or an earlier phase's final model)."""
+    """A phase with its data resolved and its schedule filled in."""
 
-    name: str
+    spec: PhaseSpec
     data: TrainingRecords
     epochs: int
-    loss: str
+    lr: float
+    warmup_epochs: float
     loss_options: dict[str, Any]
-    init_from: str | None = None  # name of the phase whose final model this one starts from
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def zero_shot_phases(cfg: ExperimentConfig) -> list[PhaseSpec]:
+    """The phases of ``train.recipe`` (zero-shot and the generic real-data fine-tune)."""
+    t = cfg.train
+    model = {"tcclip": "TC-CLIP", "vificlip": "ViFi-CLIP"}[t.model]
+    what = f"{cfg.prompts.strategy.upper() if cfg.prompts.strategy == 'ie' else cfg.prompts.strategy.capitalize()}"
+    generated = f"{model} + generated ({what}, {t.loss.upper()})"
+    source = PhaseSpec("source", "source", t.source_phase, loss="ls", role="baseline", label=f"{model} (source)",
+                       shared=True)
+    if t.recipe == "synthetic":
+        return [PhaseSpec("synthetic", "generated", loss=t.loss, role="generated", label=generated)]
+    if t.recipe == "source":
+        return [source]
+    if t.recipe == "source_then_generated":
+        return [source, PhaseSpec("generated", "generated", loss=t.loss, init_from="source", role="generated",
+                                  label=generated)]
+    if t.recipe == "source_synthetic":
+        return [source, PhaseSpec("mixed", "generated+source", loss=t.loss, role="generated",
+                                  label=f"{model} on source + generated ({what}, {t.loss.upper()})")]
+    # synthetic_then_real: the generated-data model fine-tuned on train.real.
+    return [PhaseSpec("synthetic", "generated", loss=t.loss),
+            PhaseSpec("real", "real", t.finetune, loss="ls", init_from="synthetic", role="generated",
+                      label=f"{generated}, fine-tuned on {t.real.name}")]
 
 
 @dataclass
@@ -62,6 +119,7 @@ class TrainStage(Stage):
         cfg: the experiment (its ``train`` section, datasets, Ray reserve, cache).
         class_names: the generated clips' classes, by label id.
         backbone_path: ``train.backbone`` resolved to a hub id or path.
+        phases_spec: the recipe (default: :func:`zero_shot_phases` of ``cfg``).
         callbacks: Ray Train ``UserCallback``s for every phase (a sweep trial passes Tune's).
     """
 
@@ -70,49 +128,76 @@ class TrainStage(Stage):
     cfg: ExperimentConfig
     class_names: list[str]
     backbone_path: str
+    phases_spec: list[PhaseSpec] | None = None
     callbacks: list[Any] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.phases_spec is None:
+            self.phases_spec = zero_shot_phases(self.cfg)
+
     def identity(self) -> dict[str, Any]:
-        return self.cfg.train.model_dump(mode="json", exclude=_NOT_IDENTITY)
+        t = self.cfg.train
+        return {"recipe": t.recipe, **t.model_dump(mode="json", include=set(_WEIGHT_SETTINGS) | {
+            "loss", "w", "epsilon", "uf_drop_fraction", "uncertainty_norm", "epochs", "lr", "warmup_epochs"})}
 
     def describe(self) -> str:
         t = self.cfg.train
-        return f"{t.model} on {t.backbone}, recipe {t.recipe}, loss {t.loss}, {t.num_workers} worker(s)"
+        phases = " -> ".join(s.name for s in self.phases_spec)
+        return f"{t.model} on {t.backbone}, phases {phases}, loss {t.loss}, {t.num_workers} worker(s)"
 
     def summary_line(self, result: StageResult) -> str:
         s = result.stats
         return f"{result.rows.num_rows} model(s); final loss {s.get('final_loss', float('nan')):.4f}"
 
     # ---------------------------------------------------------------- the recipe
-    def phases(self, ctx: StageContext, inputs: Inputs) -> list[Phase]:
+    def _records(self, data: str | TrainingRecords, inputs: Inputs) -> TrainingRecords:
         from ray_pipeline.evaluation.datasets import load_splits
 
+        if isinstance(data, TrainingRecords):
+            return data
         t = self.cfg.train
-        clips = self.upstream(inputs, "generate")
-        scores = inputs["score"].rows if "score" in inputs else None
-        data = generated_records(clips, scores, self.class_names, loss=t.loss, uncertainty_norm=t.uncertainty_norm,
-                                 uf_drop_fraction=t.uf_drop_fraction)
-        options: dict[str, Any] = {"weight": t.w, "epsilon": t.epsilon}
-        if t.loss == "uf":
-            options["uf_threshold"] = data.uf_threshold
-        if t.recipe == "source_synthetic":
-            split = load_splits(t.source, self.cfg)[0]
-            data = merge_records(data, split_records(split.class_names, split.videos, split.labels))
-        phases = [Phase("synthetic", data, t.epochs, t.loss, options)]
-        if t.recipe == "synthetic_then_real":
-            split = load_splits(t.real, self.cfg)[0]
-            # Real clips are trusted: plain LS as in TC-CLIP's own recipe.
-            phases.append(Phase("real", split_records(split.class_names, split.videos, split.labels),
-                                t.finetune_epochs, "ls", {"epsilon": t.epsilon}, init_from="synthetic"))
-        return phases
+        parts: list[TrainingRecords] = []
+        for part in data.split("+"):
+            if part == "generated":
+                clips = self.upstream(inputs, "generate")
+                scores = inputs["score"].rows if "score" in inputs else None
+                parts.append(generated_records(clips, scores, self.class_names, loss=t.loss,
+                                               uncertainty_norm=t.uncertainty_norm,
+                                               uf_drop_fraction=t.uf_drop_fraction))
+            elif part in ("source", "real"):
+                ds = t.source if part == "source" else t.real
+                split = load_splits(ds, self.cfg)[0]
+                parts.append(split_records(split.class_names, split.videos, split.labels))
+            else:
+                raise ValueError(f"unknown phase data {part!r}")
+        records = parts[0]
+        for more in parts[1:]:
+            records = merge_records(records, more)
+        return records
 
-    def phase_folder(self, phase: Phase, init_model: str | None) -> str:
+    def phases(self, ctx: StageContext, inputs: Inputs) -> list[Phase]:
+        """The recipe with its data resolved (the generated phase needs the handed-over clips)."""
         t = self.cfg.train
+        out = []
+        for spec in self.phases_spec:
+            data = self._records(spec.data, inputs)
+            options: dict[str, Any] = {"weight": t.w, "epsilon": t.epsilon, "real_epsilon": t.real_epsilon}
+            if spec.loss == "uf":
+                options["uf_threshold"] = data.uf_threshold
+            s = spec.schedule
+            out.append(Phase(spec, data, s.epochs or t.epochs, s.lr or t.lr,
+                             t.warmup_epochs if s.warmup_epochs is None else s.warmup_epochs, options))
+        return out
+
+    def phase_id(self, phase: Phase, init_id: str | None) -> str:
+        """Content id of a phase: its data, its start, its schedule, its loss and the settings that
+        decide its weights; the loss options only where the data has generated clips."""
         d = phase.data
-        phase_id = row_id("train", phase=phase.name, data=d.clip_ids, classes=d.class_names, u=d.uncertainty,
-                          init=init_model, epochs=phase.epochs, loss=phase.loss, opts=phase.loss_options,
-                          train=t.model_dump(mode="json", exclude=_NOT_IDENTITY))
-        return f"train/ray/{phase.name}-{phase_id}"
+        opts = phase.loss_options if "generated" in d.source else {"real_epsilon": phase.loss_options["real_epsilon"]}
+        return row_id("train-phase", phase=phase.name, data=d.clip_ids, classes=d.class_names, u=d.uncertainty,
+                      init=init_id, epochs=phase.epochs, lr=phase.lr, warmup=phase.warmup_epochs,
+                      loss=phase.spec.loss, opts=opts, norm=d.normalizer if "generated" in d.source else None,
+                      settings=self.cfg.train.model_dump(mode="json", include=set(_WEIGHT_SETTINGS)))
 
     # ---------------------------------------------------------------- run / resolve
     def run(self, ctx: StageContext, inputs: Inputs) -> StageResult:
@@ -125,46 +210,58 @@ class TrainStage(Stage):
     def _train(self, ctx: StageContext, inputs: Inputs, *, fit: bool) -> StageResult:
         t = self.cfg.train
         log = ctx.console.logger(self.name)
-        finals: dict[str, dict[str, Any]] = {}
+        done: dict[str, dict[str, Any]] = {}
         phases = self.phases(ctx, inputs)
-        if fit and phases[0].data.dropped:
-            log(f"UF dropped the {phases[0].data.dropped} most uncertain clips")
         for phase in phases:
-            init = join_uri(finals[phase.init_from]["checkpoint"], MODEL_DIR) if phase.init_from else None
-            folder = self.phase_folder(phase, init)
-            checkpoint, info = latest_checkpoint(ctx.run_store, folder)
+            if fit and phase.data.dropped:
+                log(f"{phase.name}: UF dropped the {phase.data.dropped} most uncertain clips")
+        rows = []
+        for phase in phases:
+            start = done[phase.spec.init_from] if phase.spec.init_from else None
+            phase_id = self.phase_id(phase, start["id"] if start else None)
+            store = ctx.shared_store if phase.spec.shared else ctx.run_store
+            folder = f"train/ray/{phase.name}-{phase_id}"
+            init_model = join_uri(start["checkpoint"], MODEL_DIR) if start else None
+            checkpoint, info = latest_checkpoint(store, folder)
             if info is not None and info["epoch"] >= phase.epochs - 1:
-                log(f"{phase.name}: already trained ({phase.epochs} epochs) in {ctx.run_store.uri(folder)}")
+                log(f"{phase.name}: already trained ({phase.epochs} epochs) in {store.uri(folder)}")
             elif not fit:
                 return StageResult(pa.Table.from_pylist([], schema=MODEL_SCHEMA), {"phases_missing": phase.name})
             else:
-                checkpoint, info = self._fit(ctx, phase, folder, init, log)
-            finals[phase.name] = {"checkpoint": checkpoint, "metrics": info, "name": folder.rpartition("/")[2]}
-        last = finals[phases[-1].name]
-        model_dir = join_uri(last["checkpoint"], MODEL_DIR)
-        data = phases[0].data
-        label = f"{t.model}+generated ({t.loss}, {t.recipe})"
-        row = {"model_key": row_id("model", dir=model_dir), "role": "generated", "label": label,
-               "model_dir": model_dir, "model": t.model, "recipe": t.recipe, "loss": t.loss, "w": t.w,
-               "num_clips": len(data), "num_classes": len(data.class_names)}
-        result = {"model_dir": model_dir, "recipe": t.recipe, "model": t.model, "loss": t.loss, "w": t.w,
-                  "phases": list(finals.values()), "normalizer": data.normalizer, "num_clips": len(data),
-                  "num_classes": len(data.class_names)}
+                checkpoint, info = self._fit(ctx, store, phase, folder, init_model, log)
+            done[phase.name] = {"id": phase_id, "checkpoint": checkpoint, "metrics": info,
+                                "name": folder.rpartition("/")[2], "num_clips": len(phase.data)}
+            if phase.spec.role is not None:
+                model_dir = join_uri(checkpoint, MODEL_DIR)
+                rows.append({"model_key": row_id("model", phase=phase_id), "role": phase.spec.role,
+                             "label": phase.spec.label or phase.name, "model_dir": model_dir, "phase": phase.name,
+                             "model": t.model, "recipe": t.recipe, "loss": phase.spec.loss, "w": t.w,
+                             "num_clips": len(phase.data), "num_classes": len(phase.data.class_names)})
+        last = done[phases[-1].name]
+        generated = next((p.data for p in phases if "generated" in p.data.source), None)
+        result = {"model_dir": rows[-1]["model_dir"] if rows else None, "recipe": t.recipe, "model": t.model,
+                  "loss": t.loss, "w": t.w, "phases": list(done.values()), "models": rows,
+                  "normalizer": generated.normalizer if generated else None,
+                  "num_clips": len(generated) if generated else 0,
+                  "num_classes": len(generated.class_names) if generated else len(phases[-1].data.class_names)}
         ctx.run_store.write_text(RESULT, json.dumps(result, indent=2, default=str))
         m = last["metrics"]
-        stats = {"final_loss": m.get("loss"), "epochs": m.get("epoch", -1) + 1, "num_clips": len(data),
-                 "resumed_from_epoch": m.get("start_epoch", 0)}
-        return StageResult(pa.Table.from_pylist([row], schema=MODEL_SCHEMA), stats)
+        stats = {"final_loss": m.get("loss"), "epochs": m.get("epoch", -1) + 1, "num_clips": result["num_clips"],
+                 "resumed_from_epoch": m.get("start_epoch", 0), "phases": len(phases)}
+        return StageResult(pa.Table.from_pylist(rows, schema=MODEL_SCHEMA), stats)
 
-    def _fit(self, ctx: StageContext, phase: Phase, folder: str, init_model: str | None,
+    def _fit(self, ctx: StageContext, store: RunStore, phase: Phase, folder: str, init_model: str | None,
              log: Callable[[str], None]) -> tuple[str, dict]:
-        """Train one phase with a TorchTrainer; returns its final checkpoint and metrics."""
+        """Train one phase with a TorchTrainer into ``store``; returns its final checkpoint and metrics."""
         import ray.train
         from ray.train.torch import TorchTrainer
 
         from ray_pipeline.training.loop import train_loop_per_worker
 
-        t, store = self.cfg.train, ctx.run_store
+        t = self.cfg.train
+        if len(phase.data) < t.batch_size:  # checked here: in the workers it would fail max_failures times
+            raise ValueError(f"{phase.name}: {len(phase.data)} training clips, fewer than one global batch of "
+                             f"{t.batch_size} (train.batch_size)")
         resources = ctx.cluster.resources()
         if t.use_gpu and resources.get("GPU", 0) < t.num_workers:
             raise ConfigError(f"train.use_gpu with {t.num_workers} workers, but the cluster has "
@@ -176,14 +273,14 @@ class TrainStage(Stage):
         loop = {
             "phase": phase.name, "model": t.model, "backbone": self.backbone_path, "model_options": t.model_options,
             "init_model": init_model, "preprocess_from": self.backbone_path, "data": phase.data.as_dict(),
-            "epochs": phase.epochs, "lr": t.lr, "lr_min_ratio": t.lr_min_ratio, "warmup_epochs": t.warmup_epochs,
-            "weight_decay": t.weight_decay, "batch_size": t.batch_size, "num_frames": t.num_frames,
-            "augment": t.augment, "mixed_precision": t.mixed_precision, "seed": t.seed,
-            "loss": phase.loss, "loss_options": phase.loss_options,
+            "epochs": phase.epochs, "lr": phase.lr, "lr_min_ratio": t.lr_min_ratio,
+            "warmup_epochs": phase.warmup_epochs, "weight_decay": t.weight_decay, "batch_size": t.batch_size,
+            "num_frames": t.num_frames, "augment": t.augment, "mixed_precision": t.mixed_precision, "seed": t.seed,
+            "loss": phase.spec.loss, "loss_options": phase.loss_options,
             "run_store": store.root, "checkpoint_folder": folder, "torch_threads": max(1, int(cpus)),
         }
         log(f"{phase.name}: {len(phase.data)} clips, {len(phase.data.class_names)} classes, {phase.epochs} epochs, "
-            f"{t.num_workers} worker(s) x {cpus:g} CPU, loss {phase.loss}")
+            f"{t.num_workers} worker(s) x {cpus:g} CPU, loss {phase.spec.loss}")
         trainer = TorchTrainer(
             train_loop_per_worker, train_loop_config=loop,
             scaling_config=ray.train.ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -112,8 +113,9 @@ class SweepTracker:
         path = str(result.get("checkpoint_path") or "")
         # Checkpoints live under train/ray/<phase>-<id>/: the phase names the metric.
         for part in path.split("/"):
-            if part.startswith(("synthetic-", "real-")):
-                phase = f"train.{part.split('-')[0]}"
+            match = re.fullmatch(r"([a-z_]+)-[0-9a-f]{16}", part)
+            if match:
+                phase = f"train.{match.group(1)}"
         step = int(result.get("epoch", 0))
         metrics = {f"{phase}.{k}": float(v) for k, v in result.items()
                    if k in ("loss", "lr", "epoch_seconds") and isinstance(v, (int, float))}

@@ -14,13 +14,18 @@ from ray_pipeline.video_io import read_frames
 
 
 class ClipDataset(torch.utils.data.Dataset):
-    """(video URI, label, uncertainty) records -> (pixels [T,3,S,S], label, uncertainty)."""
+    """(video URI, label, uncertainty, is real) records -> (pixels [T,3,S,S], label, uncertainty, real).
+
+    ``real`` (default: all generated) lets the loss treat real clips in a mixed set alike under every
+    variant."""
 
     def __init__(self, videos: list[str], labels: list[int], uncertainty: list[float],
-                 pre: Preprocess, num_frames: int, *, train: bool, seed: int = 0) -> None:
-        if not (len(videos) == len(labels) == len(uncertainty)):
-            raise ValueError("videos, labels and uncertainty must have the same length")
-        self.videos, self.labels, self.uncertainty = videos, labels, uncertainty
+                 pre: Preprocess, num_frames: int, *, train: bool, seed: int = 0,
+                 real: list[bool] | None = None) -> None:
+        real = [False] * len(videos) if real is None else list(real)
+        if not (len(videos) == len(labels) == len(uncertainty) == len(real)):
+            raise ValueError("videos, labels, uncertainty and real must have the same length")
+        self.videos, self.labels, self.uncertainty, self.real = videos, labels, uncertainty, real
         self.pre, self.num_frames, self.train, self.seed = pre, num_frames, train, seed
         self.epoch = 0
 
@@ -37,4 +42,4 @@ class ClipDataset(torch.utils.data.Dataset):
         except Exception as exc:  # decord raises its own error types
             raise RuntimeError(f"cannot decode training clip {self.videos[i]}: {exc}") from exc
         pixels = clip_tensor(frames, self.pre, train=self.train, rng=rng)
-        return pixels, int(self.labels[i]), float(self.uncertainty[i])
+        return pixels, int(self.labels[i]), float(self.uncertainty[i]), bool(self.real[i])

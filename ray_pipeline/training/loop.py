@@ -77,11 +77,11 @@ def train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_name
 
     model.train()
     loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
-    for pixels, labels, uncertainty in loader:
+    for pixels, labels, uncertainty, real in loader:
         pixels, labels = pixels.to(device), labels.to(device)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(pixels, class_names)
-        loss = loss_fn(logits.float(), labels, uncertainty.to(device))
+        loss = loss_fn(logits.float(), labels, uncertainty.to(device), real)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:  # fp16: scale the loss so small gradients survive
             scaler.scale(loss).backward()
@@ -124,7 +124,7 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     data = loop["data"]
     pre = Preprocess.from_pretrained(loop["preprocess_from"])
     dataset = ClipDataset(data["videos"], data["labels"], data["uncertainty"], pre, loop["num_frames"],
-                          train=loop["augment"], seed=loop["seed"])
+                          train=loop["augment"], seed=loop["seed"], real=[s == "real" for s in data["source"]])
     per_worker = loop["batch_size"] // world
     if len(dataset) < loop["batch_size"]:
         raise ValueError(f"{len(dataset)} training clips, fewer than one global batch of {loop['batch_size']}")

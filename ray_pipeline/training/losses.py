@@ -156,6 +156,7 @@ class ClassificationLoss(nn.Module):
         weight: ``w`` of UL (``eps_i = w * u_i``) and UW (weight ``1 - w * u_i``); paper: 0.3.
         epsilon: LS's fixed smoothing (TC-CLIP's recipe uses 0.1).
         uf_threshold: UF keeps clips with ``u <= uf_threshold`` (see :func:`uf_threshold`).
+        real_epsilon: the label smoothing real clips get under every variant (mixed batches).
     """
 
     def __init__(
@@ -165,6 +166,7 @@ class ClassificationLoss(nn.Module):
         weight: float = 0.3,
         epsilon: float = 0.1,
         uf_threshold: float | None = None,
+        real_epsilon: float = 0.1,
     ) -> None:
         super().__init__()
         if name not in LOSS_NAMES:
@@ -179,6 +181,9 @@ class ClassificationLoss(nn.Module):
         self.weight = weight
         self.epsilon = epsilon
         self.threshold = uf_threshold
+        if not 0.0 <= real_epsilon < 1.0:
+            raise ValueError(f"real_epsilon must be in [0, 1), got {real_epsilon}")
+        self.real_epsilon = real_epsilon
 
     @property
     def needs_uncertainty(self) -> bool:
@@ -186,9 +191,18 @@ class ClassificationLoss(nn.Module):
         return self.name in ("uw", "uf", "ul")
 
     def forward(
-        self, logits: torch.Tensor, labels: torch.Tensor, uncertainty: torch.Tensor | None = None
+        self, logits: torch.Tensor, labels: torch.Tensor, uncertainty: torch.Tensor | None = None,
+        real: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``logits`` [B, K], ``labels`` [B] (int), ``uncertainty`` [B] in [0, 1] -> scalar."""
+        """``logits`` [B, K], ``labels`` [B] (int), ``uncertainty`` [B] in [0, 1] -> scalar.
+
+        ``real`` [B] (bool) marks real clips in a batch that mixes them with generated ones: the
+        variant acts on the generated clips only, and real clips get plain label smoothing with
+        ``real_epsilon`` whichever variant is chosen (so LS/UW/UF/UL differ only in how they treat
+        generated clips).
+        """
+        if real is not None and bool(real.any()):
+            return self._mixed(logits, labels, uncertainty, real)
         if logits.dim() != 2 or labels.shape != logits.shape[:1]:
             raise ValueError(
                 f"expected logits [B, K] and labels [B], got {tuple(logits.shape)}, {tuple(labels.shape)}"
@@ -223,10 +237,33 @@ class ClassificationLoss(nn.Module):
         keep = (u64 <= self.threshold).to(per_sample.dtype)
         return (keep * per_sample).sum() / keep.sum().clamp_min(1.0)
 
+    def _mixed(self, logits: torch.Tensor, labels: torch.Tensor, uncertainty: torch.Tensor | None,
+               real: torch.Tensor) -> torch.Tensor:
+        """Per sample: the variant's smoothing, weight and keep-flag on generated clips, LS with
+        ``real_epsilon`` (weight 1, always kept) on real ones; averaged over the kept clips."""
+        device = logits.device
+        real = real.reshape(-1).to(device=device, dtype=torch.bool)
+        generated = ~real
+        u = torch.zeros(labels.shape, device=device)
+        if self.needs_uncertainty:
+            if uncertainty is None:
+                raise ValueError(f"the {self.name!r} loss needs per-sample uncertainties")
+            u = uncertainty.reshape(-1).to(device=device, dtype=torch.float32)
+        eps_gen = {"ce": torch.zeros_like(u), "ls": torch.full_like(u, self.epsilon), "ul": self.weight * u,
+                   "uw": torch.zeros_like(u), "uf": torch.zeros_like(u)}[self.name]
+        eps = torch.where(real, torch.full_like(u, self.real_epsilon), eps_gen)
+        weight = torch.where(generated, 1.0 - self.weight * u, torch.ones_like(u)) if self.name == "uw" \
+            else torch.ones_like(u)
+        keep = torch.ones_like(u)
+        if self.name == "uf":
+            u64 = uncertainty.reshape(-1).to(device, torch.float64)
+            keep = torch.where(generated, (u64 <= self.threshold).to(u.dtype), keep)
+        per_sample = soft_cross_entropy(logits, smoothed_targets(labels, logits.shape[1], eps))
+        return (keep * weight * per_sample).sum() / keep.sum().clamp_min(1.0)
+
     def extra_repr(self) -> str:
-        return (
-            f"name={self.name}, weight={self.weight}, epsilon={self.epsilon}, uf_threshold={self.threshold}"
-        )
+        return (f"name={self.name}, weight={self.weight}, epsilon={self.epsilon}, uf_threshold={self.threshold}, "
+                f"real_epsilon={self.real_epsilon}")
 
 
 def build_loss(name: LossName, **options: float | None) -> ClassificationLoss:
