@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ray_pipeline.config import ActorPoolConfig, ConfigError, RayConfig
 
@@ -25,9 +25,35 @@ def ray_address(cfg: RayConfig) -> str | None:
     return cfg.address or os.environ.get("RAY_ADDRESS") or None
 
 
+# CPU kernels every x86-64 machine of the last decade has: PyTorch's own, oneDNN's and MKL's
+# dispatch pinned to them give the same bits on an AVX2 and an AVX-512 machine.
+PORTABLE_KERNELS = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
+
+
+def portable_kernel_env() -> dict[str, str]:
+    """:data:`PORTABLE_KERNELS` where this machine has AVX2 (elsewhere the variables mean nothing)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            has_avx2 = " avx2" in f.read()
+    except OSError:
+        has_avx2 = False
+    return dict(PORTABLE_KERNELS) if has_avx2 else {}
+
+
+def torch_threads(cfg: RayConfig, cpus: float) -> int:
+    """Threads of an actor or worker reserving ``cpus`` CPUs (see ``ray.numerics``)."""
+    if cfg.torch_threads is not None:
+        return cfg.torch_threads
+    return 1 if cfg.numerics == "portable" else max(1, int(cpus))
+
+
 def start_ray(cfg: RayConfig, *, log_to_driver: bool = True) -> dict[str, float]:
     """Join the configured cluster or start a fresh local one, once per process; returns the
-    cluster's resources. Inside a Ray worker (a Tune trial) Ray is already up and is kept."""
+    cluster's resources. Inside a Ray worker (a Tune trial) Ray is already up and is kept.
+
+    A local cluster's workers get the portable kernel pins (``ray.numerics``); a cluster that is
+    joined keeps its own environment (set them in its runtime_env to have them there too).
+    """
     import ray
 
     if not ray.is_initialized():
@@ -36,9 +62,10 @@ def start_ray(cfg: RayConfig, *, log_to_driver: bool = True) -> dict[str, float]
         if address:
             ray.init(address=address, **common)
         else:
+            env = portable_kernel_env() if cfg.numerics == "portable" else {}
             # "local" starts a new instance even when another one is running on this machine.
             ray.init(address="local", num_cpus=cfg.num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                     **common)
+                     runtime_env={"env_vars": env} if env else None, **common)
     quiet_ray_data()
     return {k: float(v) for k, v in ray.cluster_resources().items()}
 
@@ -80,7 +107,8 @@ class Cluster:
         self._started, self._resources = False, None
 
     def plan_pool(self, pool: ActorPoolConfig, what: str) -> PoolPlan:
-        return plan_actor_pool(pool, self.resources(), self.cfg.reserve_cpus, what)
+        plan = plan_actor_pool(pool, self.resources(), self.cfg.reserve_cpus, what)
+        return replace(plan, torch_threads=torch_threads(self.cfg, plan.num_cpus))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import pyarrow as pa
 from ray_pipeline.config import ActorPoolConfig, ConfigError, EvaluateConfig
 from ray_pipeline.evaluation.datasets import Split
 from ray_pipeline.ids import row_id
-from ray_pipeline.runstore import local_copy
+from ray_pipeline.runstore import RunStore, local_copy
 from ray_pipeline.stages.base import Inputs, RowStage, Stage, StageContext, StageResult
 
 BACKBONE_LABEL = "backbone (no generated data)"
@@ -38,11 +38,14 @@ OUT_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A model to evaluate: ``model_dir`` None is the untrained backbone."""
+    """A model to evaluate: ``model_dir`` None is the untrained backbone. A ``shared`` model (the
+    backbone; a model trained in a shared phase) is evaluated into the shared store, so every run
+    and sweep trial that evaluates it with the same protocol finds its rows instead of redoing them."""
 
     label: str
     role: str
     model_dir: str | None
+    shared: bool = False
 
 
 @dataclass
@@ -64,6 +67,9 @@ class ModelEvaluation(RowStage):
     def identity(self) -> dict[str, Any]:
         return {"model": self.model.model_dir or self.backbone, "frames": self.num_frames,
                 "clips": self.num_clips, "seed": self.seed}
+
+    def store(self, ctx: StageContext) -> RunStore:
+        return ctx.shared_store if self.model.shared else ctx.store
 
     def plan(self, ctx: StageContext, inputs: Inputs) -> pa.Table:
         model_key = row_id("eval-model", **self.identity())
@@ -160,10 +166,11 @@ class EvaluateStage(Stage):
         return f"{s.get('models', 0)} model(s) x {s.get('videos', 0)} videos ({s.get('rows_new', 0)} new rows)"
 
     def models(self, inputs: Inputs) -> list[ModelRef]:
-        models = [ModelRef(BACKBONE_LABEL, "backbone", None)] if self.settings.baseline else []
+        models = [ModelRef(BACKBONE_LABEL, "backbone", None, shared=True)] if self.settings.baseline else []
         trained = inputs.get("train")
         if trained is not None:
-            models += [ModelRef(r["label"], r["role"], r["model_dir"]) for r in trained.rows.to_pylist()]
+            models += [ModelRef(r["label"], r["role"], r["model_dir"], bool(r.get("shared")))
+                       for r in trained.rows.to_pylist()]
         if not models:
             raise ConfigError("evaluate: nothing to evaluate: no trained model for this config in the run directory "
                               "(run `ray-pipeline train` first) and evaluate.baseline is false")

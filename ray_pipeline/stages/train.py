@@ -27,6 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from ray_pipeline.cluster import torch_threads
 from ray_pipeline.config import ConfigError, ExperimentConfig, PhaseSettings
 from ray_pipeline.console import format_duration
 from ray_pipeline.ids import row_id
@@ -43,7 +44,7 @@ _WEIGHT_SETTINGS = ("model", "backbone", "model_options", "lr_min_ratio", "weigh
 MODEL_SCHEMA = pa.schema([
     ("model_key", pa.string()), ("role", pa.string()), ("label", pa.string()), ("model_dir", pa.string()),
     ("phase", pa.string()), ("model", pa.string()), ("recipe", pa.string()), ("loss", pa.string()),
-    ("w", pa.float64()), ("num_clips", pa.int64()), ("num_classes", pa.int64()),
+    ("w", pa.float64()), ("num_clips", pa.int64()), ("num_classes", pa.int64()), ("shared", pa.bool_()),
 ])
 
 
@@ -236,7 +237,8 @@ class TrainStage(Stage):
                 rows.append({"model_key": row_id("model", phase=phase_id), "role": phase.spec.role,
                              "label": phase.spec.label or phase.name, "model_dir": model_dir, "phase": phase.name,
                              "model": t.model, "recipe": t.recipe, "loss": phase.spec.loss, "w": t.w,
-                             "num_clips": len(phase.data), "num_classes": len(phase.data.class_names)})
+                             "num_clips": len(phase.data), "num_classes": len(phase.data.class_names),
+                             "shared": phase.spec.shared})
         last = done[phases[-1].name]
         generated = next((p.data for p in phases if "generated" in p.data.source), None)
         result = {"model_dir": rows[-1]["model_dir"] if rows else None, "recipe": t.recipe, "model": t.model,
@@ -277,7 +279,7 @@ class TrainStage(Stage):
             "warmup_epochs": phase.warmup_epochs, "weight_decay": t.weight_decay, "batch_size": t.batch_size,
             "num_frames": t.num_frames, "augment": t.augment, "mixed_precision": t.mixed_precision, "seed": t.seed,
             "loss": phase.spec.loss, "loss_options": phase.loss_options,
-            "run_store": store.root, "checkpoint_folder": folder, "torch_threads": max(1, int(cpus)),
+            "run_store": store.root, "checkpoint_folder": folder, "torch_threads": torch_threads(self.cfg.ray, cpus),
         }
         log(f"{phase.name}: {len(phase.data)} clips, {len(phase.data.class_names)} classes, {phase.epochs} epochs, "
             f"{t.num_workers} worker(s) x {cpus:g} CPU, loss {phase.spec.loss}")

@@ -20,24 +20,17 @@ from ray_pipeline.sweep.layout import TRIAL_ATTEMPTS, TRIAL_RESULT, TRIAL_SPEC, 
 from ray_pipeline.sweep.resources import apply_resources
 
 
-def _row(summary: dict | None, role: str) -> dict | None:
-    return next((r for r in (summary or {}).get("rows", []) if r["role"] == role), None)
+def final_metrics(summary: dict | None, train_stats: dict, cfg: ExperimentConfig) -> dict[str, float]:
+    """Flat final metrics of a trial: the task's own (``<dataset>.<role>.top1_mean``, ``_std``, CI
+    bounds, per role) and the training figures (``train.*``)."""
+    from ray_pipeline.tasks import get_task
 
-
-def final_metrics(summary: dict | None, train_stats: dict) -> dict[str, float]:
-    """Flat final metrics of a trial: per dataset, the trained model's (``eval.``) and the
-    backbone's (``baseline.``) top-1 (and top-5) mean and std over splits."""
     out: dict[str, float] = {}
     for k in ("final_loss", "epochs", "num_clips"):
         if isinstance(train_stats.get(k), (int, float)):
             out[f"train.{k}"] = float(train_stats[k])
-    for prefix, role in (("eval", "generated"), ("baseline", "backbone")):
-        row = _row(summary, role)
-        for ds, metrics in (row or {}).get("datasets", {}).items():
-            for metric in ("top1", "top5"):
-                if metric in metrics:
-                    out[f"{prefix}.{ds}.{metric}_mean"] = float(metrics[metric]["mean"])
-                    out[f"{prefix}.{ds}.{metric}_std"] = float(metrics[metric]["std"])
+    if summary:
+        out.update(get_task(cfg).metrics(summary))
     return out
 
 
@@ -77,7 +70,7 @@ def run_trial(config: dict[str, Any], *, sweep_uri: str, plan: dict[str, Any]) -
     results = pipeline.run(["train", "evaluate"])
     summary = json.loads(store.read_text(SUMMARY_JSON)) if store.exists(SUMMARY_JSON) else None
     write_run_report(store)
-    result = {**final_metrics(summary, results["train"].stats), "trial_seconds": time.perf_counter() - start}
+    result = {**final_metrics(summary, results["train"].stats, cfg), "trial_seconds": time.perf_counter() - start}
     store.write_text(TRIAL_RESULT, json.dumps(result, indent=2))
     tune.report({**result, "final": 1})
 

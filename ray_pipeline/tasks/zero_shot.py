@@ -6,8 +6,10 @@ against its own class names; top-1 (and top-5 where configured) per split, then 
 std and a 95 % CI over splits (one training seed per run; sweeps carry the seeds).
 
 Rows of ``summary.json``: ``backbone`` (the pretrained CLIP untrained: vanilla CLIP's role) and the
-models the train stage handed on (``generated``: trained on the generated clips). Comparisons:
-each trained model against the backbone, paired by split.
+models the train stage handed on: ``baseline`` (TC-CLIP trained on the source dataset: the paper's
+"TC-CLIP" row) and ``generated`` (trained further on the generated clips: "+Ours"). Comparisons,
+paired by split: each trained model against the backbone, and the generated-data model against
+the baseline.
 """
 
 from __future__ import annotations
@@ -86,16 +88,20 @@ class ZeroShotTask(Task):
             rows.append({"label": label, "role": role, "seeds": [] if role == "backbone" else [seed],
                          "datasets": datasets})
         comparisons = []
-        backbone = next((r["label"] for r in rows if r["role"] == "backbone"), None)
+        first = {role: next((r["label"] for r in rows if r["role"] == role), None) for role in ("backbone", "baseline")}
         for row in rows:
-            if backbone is None or row["label"] == backbone:
-                continue
-            for ds in row["datasets"]:
-                for metric in ("top1", "top5"):
-                    a, b = cells.get((row["label"], ds, metric)), cells.get((backbone, ds, metric))
-                    if a and b:
-                        comparisons.append({"a": row["label"], "b": backbone, "metric": metric, "dataset": ds,
-                                            **paired_difference(a, b)})
+            # Every trained model against CLIP untrained; generated-data models also against the
+            # same recipe without generated data (the paper's comparison).
+            refs = [first["backbone"]] + ([first["baseline"]] if row["role"] in ("generated", "ablation") else [])
+            for ref in refs:
+                if ref is None or ref == row["label"]:
+                    continue
+                for ds in row["datasets"]:
+                    for metric in ("top1", "top5"):
+                        a, b = cells.get((row["label"], ds, metric)), cells.get((ref, ds, metric))
+                        if a and b:
+                            comparisons.append({"a": row["label"], "b": ref, "metric": metric, "dataset": ds,
+                                                **paired_difference(a, b)})
         data: dict[str, Any] = {}
         if "generate" in results and results["generate"].rows.num_rows:
             data["clips"] = results["generate"].rows.num_rows
