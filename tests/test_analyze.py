@@ -292,3 +292,24 @@ def test_stage_result_of_analyze_resolves_from_metrics(runs, analysed):
     result = stage.resolve(p.context(stage), {"generate": StageResult(pa.table({}))})
     assert result.rows.column("name").to_pylist() == ["tiny", "IE", "Basic"]
     assert result.stats["IE.davies_bouldin"] == pytest.approx(result.rows.column("davies_bouldin")[1].as_py())
+
+
+def test_cli_analyze_before_the_data_stages_says_what_to_run(tmp_path, capfd, monkeypatch):
+    import yaml
+
+    from ray_pipeline.cli import main
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started")
+
+    monkeypatch.setattr("ray_pipeline.cluster.start_ray", refuse)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    dataset = write_tiny_dataset(tmp_path / "real", ["wave", "run"], per_class=1)
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump({"name": "t", "cache_dir": str(tmp_path / "cache"),
+                                      "evaluate": {"datasets": [dataset]}}))
+    assert main(["analyze", str(config), "--run-dir", str(tmp_path / "run")]) == 1
+    err = capfd.readouterr().err
+    assert "no scored clips for its config yet" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):  # argparse: --compare needs a run directory
+        main(["analyze", str(config), "--run-dir", str(tmp_path / "run"), "--compare"])

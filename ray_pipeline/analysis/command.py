@@ -119,7 +119,7 @@ def analyze(cfg: ExperimentConfig, store: RunStore, compare: Sequence[str], cons
     pipeline = Pipeline(cfg, store, console, tracker=tracker, cluster=cluster)
     results = pipeline.run([], until="score")
     own_name = set_label(cfg)
-    scored_clips(results, store, own_name)
+    scored_clips(results, store, own_name)  # nothing to analyse: say so before reading anything else
     taken = {ds.name for ds in cfg.evaluate.datasets} | {own_name}
     others = []
     for path in compare:

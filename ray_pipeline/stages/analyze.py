@@ -69,8 +69,8 @@ class VideoSet:
         rows = [(c, u, n, entropy[c], f) for c, u, n, f in zip(
             clips.column("clip_id").to_pylist(), clips.column("video_uri").to_pylist(),
             clips.column("class_name").to_pylist(), failed) if c in entropy]
-        rows.sort()
-        keys, uris, labels, entropies, flags = (list(col) for col in zip(*rows)) if rows else ([],) * 5
+        rows.sort(key=lambda r: r[0])  # by clip id, whatever order the manifest parts came in
+        keys, uris, labels, entropies, flags = (list(c) for c in zip(*rows)) if rows else ([], [], [], [], [])
         return cls(name, "generated", keys, uris, labels, run_dir, [float(h) for h in entropies], flags)
 
     def __len__(self) -> int:
