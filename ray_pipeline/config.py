@@ -594,6 +594,16 @@ class EvaluateConfig(StrictModel):
     seed: int = 0
 
 
+class AnalysisConfig(StrictModel):
+    """``ray-pipeline analyze``: what the generated data looks like (Table 8, Figure 1) and the
+    data-quality report. Features come from the score stage's CLIP (``score.model``, frames, dtype)."""
+
+    tsne_seed: int = 0
+    frames_per_strip: int = Field(6, ge=1, description="frames per clip in the report's frame strips")
+    clips_per_strip: int = Field(3, ge=1, description="clips in each class's most / least uncertain strip")
+    pool: ActorPoolConfig | None = Field(None, description="feature extraction actors; default: score.pool")
+
+
 # --------------------------------------------------------------------------------------------
 # The experiment
 # --------------------------------------------------------------------------------------------
@@ -618,6 +628,7 @@ class ExperimentConfig(StrictModel):
     world: WorldConfig = WorldConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
 
     def resolved_cache_dir(self) -> Path:
         return Path(os.path.expanduser(self.cache_dir))

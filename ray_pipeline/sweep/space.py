@@ -211,7 +211,8 @@ def trial_key(config: ExperimentConfig) -> str:
     Content-derived like row ids, so the same trial gets the same folder and MLflow run after a
     restart, and an edited sweep file cannot silently reuse another trial's results.
     """
-    return row_id("trial", config=config.model_dump(mode="json"))[:12]
+    # ``analysis`` changes what `ray-pipeline analyze` draws, never a trial's result.
+    return row_id("trial", config=config.model_dump(mode="json", exclude={"analysis"}))[:12]
 
 
 def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> Sweep:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.evaluation.metrics import split_counts
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.models.resolve import resolve_model_path
@@ -106,6 +107,8 @@ class ZeroShotTask(Task):
         if "generate" in results and results["generate"].rows.num_rows:
             data["clips"] = results["generate"].rows.num_rows
             data["classes"] = len(set(results["generate"].rows.column("class_name").to_pylist()))
+            if "score" in results:  # failure_auroc (a fraction) where the generator knows its failures
+                data.update(failure_figures(results["generate"].rows, results["score"].rows))
         ev_cfg = self.cfg.evaluate
         return {
             "task": self.name, "rows": rows, "comparisons": comparisons, "data": data,
