@@ -227,7 +227,7 @@ def test_gpu_actor_pool_is_placed_on_the_gpu_nodes(two_node_types, tmp_path):
 def test_training_workers_get_one_gpu_each_on_the_gpu_nodes(two_node_types, tmp_path):
     import ray
     import ray.train
-    from ray.train.data_parallel_trainer import DataParallelTrainer
+    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
     cluster = Cluster(RayConfig(address=two_node_types.address))
     plan = plan_train_workers(TrainConfig(num_workers=2, use_gpu=True), cluster.nodes(), 0.5)

@@ -146,20 +146,23 @@ class PromptTokenizer:
         if not key:
             raise ValueError("no class names given")
         prompts = [self.template.format(clean_class_name(c)) for c in key]
-        enc = self.tokenizer(
-            prompts,
-            padding="longest",
-            truncation=True,
-            max_length=self.context_length,
-            return_tensors="pt",
-        )
-        ids = enc["input_ids"]
-        is_eot = ids == self.tokenizer.eos_token_id
-        if not bool(is_eot.any(dim=1).all()):
-            bad = [prompts[i] for i in torch.nonzero(~is_eot.any(dim=1)).flatten().tolist()]
-            raise ValueError(f"prompts without an end-of-text token after tokenisation: {bad[:3]}")
-        # First occurrence: OpenAI's tokenizer pads with the end-of-text token itself.
-        eot = is_eot.int().argmax(dim=1)
+        # Normal tensors even when first asked for under inference mode (evaluation): the cache may
+        # serve a training step later, and autograd refuses inference tensors.
+        with torch.inference_mode(False):
+            enc = self.tokenizer(
+                prompts,
+                padding="longest",
+                truncation=True,
+                max_length=self.context_length,
+                return_tensors="pt",
+            )
+            ids = enc["input_ids"]
+            is_eot = ids == self.tokenizer.eos_token_id
+            if not bool(is_eot.any(dim=1).all()):
+                bad = [prompts[i] for i in torch.nonzero(~is_eot.any(dim=1)).flatten().tolist()]
+                raise ValueError(f"prompts without an end-of-text token after tokenisation: {bad[:3]}")
+            # First occurrence: OpenAI's tokenizer pads with the end-of-text token itself.
+            eot = is_eot.int().argmax(dim=1)
         batch = PromptBatch(ids, enc["attention_mask"], eot)
         self._cache[key] = batch
         if len(self._cache) > self._cache_size:
