@@ -257,3 +257,17 @@ def test_training_workers_get_one_gpu_each_on_the_gpu_nodes(two_node_types, tmp_
     assert all(len(r["gpus"]) == 1 and r["node"] in gpu_nodes and r["visible"] is not None for r in records)
     with pytest.raises(ConfigError, match=r"train\.num_workers x train\.use_gpu: 3 x 1 = 3 GPUs"):
         plan_train_workers(TrainConfig(num_workers=3, use_gpu=True, batch_size=33), cluster.nodes(), 0.5)
+
+
+def test_the_node_types_example_in_docs_validates():
+    import re
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cluster.md").read_text()
+    section = doc[doc.index("### Sizing per node"):doc.index("### Keeping the GPUs busy")]
+    [block] = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    ray_cfg = RayConfig.model_validate(yaml.safe_load(block)["ray"])
+    shapes = node_shapes([{"Alive": True, "Resources": {"CPU": 8.0}}], ray_cfg.node_types)
+    plan = plan_actor_pool(_pool(actors=64, num_gpus=1), shapes, 0.5, "generate")
+    assert plan.num_cpus == 12.0  # 8 one-GPU actors per node; the A100 nodes (96 CPUs / 8) bound the share

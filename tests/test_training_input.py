@@ -131,3 +131,36 @@ def test_precision_is_bf16_only_where_the_gpu_has_it(monkeypatch):
     assert choose_precision("bf16", torch.device("cuda", 0))[0] == "bf16"
     assert choose_precision("fp16", torch.device("cuda", 0)) == ("fp16", "fp16 autocast on Tesla T4 with a GradScaler")
     assert choose_precision("no", torch.device("cuda", 0))[0] == "no"
+
+
+@pytest.mark.integration
+def test_ray_train_worker_with_decoding_processes_trains_the_same(tmp_path, ray_cluster, tiny_clip):
+    """The loader's processes are forked inside the Ray Train worker; the epochs' losses match a run
+    that decodes in the worker itself, and the log says how each ran."""
+    import json
+
+    from ray_pipeline.config import ExperimentConfig
+    from ray_pipeline.runstore import RunStore
+    from ray_pipeline.stages.train import RESULT
+    from tests.helpers import TINY_CLASSES, console_to, run_stage, write_synthetic_clips
+
+    losses, logs = {}, {}
+    for workers in (None, 2):
+        store = RunStore(tmp_path / f"w{workers}")
+        cfg = ExperimentConfig.model_validate({
+            "ray": {"num_cpus": 2}, "prompts": {"classes": TINY_CLASSES},
+            "generate": {"backend": "cogvideox", "clips_per_class": 4},
+            "train": {"model": "tcclip", "backbone": tiny_clip, "epochs": 2, "batch_size": 8, "num_frames": 4,
+                      "lr": 1e-3, "warmup_epochs": 0, "loader": {"num_workers": workers}}})
+        write_synthetic_clips(store, cfg)
+        lines: list[str] = []
+        run_stage(cfg, store, "train", console_to(lines.append))
+        result = json.loads(store.read_text(RESULT))
+        folder = store.local_path(f"train/ray/{result['phases'][0]['name']}")
+        infos = sorted((json.loads(p.read_text()) for p in folder.glob("checkpoint_*/train_state.json")),
+                       key=lambda i: i["epoch"])
+        losses[workers] = [i["loss"] for i in infos]
+        logs[workers] = "\n".join(lines)
+    assert len(losses[None]) == 2 and losses[None] == losses[2]
+    assert "fp32 on cpu; decoding in the training process" in logs[None]
+    assert "2 decoding process(es), 2 batches ahead each, persistent" in logs[2]

@@ -21,9 +21,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ray_pipeline.runstore import RunStore, local_copy
+if TYPE_CHECKING:  # the run store needs pyarrow; train_epoch runs where it is absent (the GPU check)
+    from ray_pipeline.runstore import RunStore
 
 STATE_FILE = "train_state.pt"
 INFO_FILE = "train_state.json"
@@ -130,6 +131,7 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
 
     from ray_pipeline.models.base import build_video_text_model, load_video_text_model
     from ray_pipeline.models.preprocess import Preprocess
+    from ray_pipeline.runstore import RunStore, local_copy
     from ray_pipeline.training.data import ClipDataset, plan_loader, training_loader
     from ray_pipeline.training.losses import build_loss
 
