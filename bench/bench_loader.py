@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 FRAMES = 16  # the paper's (and TC-CLIP's) frames per training clip
 
 
-def loader_rate(videos: list[str], pre, workers: int, batch: int, repeats: int) -> list[float]:
-    """Clips/s of the training loader with ``workers`` decoding processes, per repeat (epoch)."""
+def loader_rate(videos: list[str], pre, workers: int, batch: int, repeats: int) -> tuple[list[float], float]:
+    """Clips/s of the training loader with ``workers`` decoding processes, per repeat (epoch), and
+    (with 0 processes) the CPU seconds one clip takes, which a busy machine does not inflate."""
     from torch.utils.data import DistributedSampler
 
     from ray_pipeline.training.data import ClipDataset, LoaderPlan, training_loader
@@ -49,15 +50,16 @@ def loader_rate(videos: list[str], pre, workers: int, batch: int, repeats: int) 
     sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, drop_last=True)
     plan = LoaderPlan(workers, False, 2 if workers else None, workers > 0)
     loader = training_loader(dataset, sampler, batch, plan)
-    rates = []
+    rates, cpu = [], []
     for epoch in range(repeats + 1):  # epoch 0 warms up (process start, first decodes)
         sampler.set_epoch(epoch)
-        start, clips = time.perf_counter(), 0
+        start, start_cpu, clips = time.perf_counter(), time.process_time(), 0
         for pixels, *_ in loader:
             clips += len(pixels)
         if epoch:
             rates.append(clips / (time.perf_counter() - start))
-    return rates
+            cpu.append((time.process_time() - start_cpu) / clips)
+    return rates, statistics.median(cpu) if not workers else float("nan")
 
 
 def step_rate(backbone: str, pre, videos: list[str], batch: int, repeats: int) -> list[float]:
@@ -130,24 +132,26 @@ def main() -> None:
     print(f"\nworld: {len(world)} clips 64x64 -> TC-CLIP on the world CLIP, batch 16, 1 thread")
     print(f"  training step consumes {fmt(step)} clips/s")
     for w in args.workers:
-        rates = loader_rate(world, world_pre, w, 16, args.repeats)
+        rates, cpu_s = loader_rate(world, world_pre, w, 16, args.repeats)
         print(f"  loader, {w} decoding process(es): {fmt(rates)} clips/s, "
-              f"{statistics.median(rates) / statistics.median(step):5.2f}x the step")
+              f"{statistics.median(rates) / statistics.median(step):5.2f}x the step"
+              + (f"; {cpu_s * 1000:.0f} CPU ms per clip" if not w else ""))
 
     print(f"\npaper: {len(paper)} clips 720x480x49 ({codec}) -> 224 px")
-    per_process = None
+    cpu_per_clip = float("nan")
     for w in args.workers:
-        rates = loader_rate(paper, paper_pre, w, 4, args.repeats)
+        rates, cpu_s = loader_rate(paper, paper_pre, w, 4, args.repeats)
         line = f"  loader, {w} decoding process(es): {fmt(rates)} clips/s"
-        if w == 1:
-            per_process = statistics.median(rates)
+        if not w:
+            cpu_per_clip = cpu_s
+            line += f"; {cpu_s:.2f} CPU s per clip: one idle core decodes {1 / cpu_s:.1f} clips/s"
         if args.gpu_step_clips_per_s:
             line += f", {statistics.median(rates) / args.gpu_step_clips_per_s:5.2f}x the GPU step"
         print(line)
-    if args.gpu_step_clips_per_s and per_process:
-        need = math.ceil(args.gpu_step_clips_per_s / per_process)
-        print(f"  the GPU step consumes {args.gpu_step_clips_per_s:.1f} clips/s: about {need} decoding processes "
-              f"of this machine's speed keep it fed (train.loader.num_workers, train.cpus_per_worker >= {need + 1})")
+    if args.gpu_step_clips_per_s and cpu_per_clip == cpu_per_clip:
+        need = math.ceil(args.gpu_step_clips_per_s * cpu_per_clip)
+        print(f"  the GPU step consumes {args.gpu_step_clips_per_s:.1f} clips/s: about {need} cores of this machine's "
+              f"speed keep it fed (train.loader.num_workers = {need}, train.cpus_per_worker >= {need + 1})")
     else:
         print("  GPU step: not measured here (pass --gpu-step-clips-per-s from bench/gpu_check.py)")
 

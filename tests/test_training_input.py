@@ -164,3 +164,38 @@ def test_ray_train_worker_with_decoding_processes_trains_the_same(tmp_path, ray_
     assert len(losses[None]) == 2 and losses[None] == losses[2]
     assert "fp32 on cpu; decoding in the training process" in logs[None]
     assert "2 decoding process(es), 2 batches ahead each, persistent" in logs[2]
+
+
+def _reference_clip_tensor(frames: np.ndarray, pre: Preprocess, *, train: bool, rng: np.random.Generator):
+    """The former preprocessing: the whole clip made float, then cropped, flipped and resized."""
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    _, _, h, w = x.shape
+    short = min(h, w)
+    if train:
+        side = max(1, int(round(short * rng.uniform(0.66, 1.0))))
+        top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        x = x[:, :, top:top + side, left:left + side]
+        if rng.random() < 0.5:
+            x = x.flip(-1)
+    else:
+        top, left = (h - short) // 2, (w - short) // 2
+        x = x[:, :, top:top + short, left:left + short]
+    if x.shape[-1] != pre.image_size:
+        x = F.interpolate(x, size=(pre.image_size, pre.image_size), mode="bilinear", align_corners=False,
+                          antialias=True)
+    return (x - torch.tensor(pre.mean).view(1, 3, 1, 1)) / torch.tensor(pre.std).view(1, 3, 1, 1)
+
+
+@pytest.mark.parametrize(("height", "width", "size"), [(480, 720, 224), (64, 64, 64), (48, 64, 32), (250, 300, 224)])
+def test_cropping_before_the_float_conversion_changes_no_value(height, width, size):
+    from ray_pipeline.models.preprocess import clip_tensor
+
+    pre = Preprocess(size, (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
+    frames = np.random.default_rng(1).integers(0, 255, (4, height, width, 3), dtype=np.uint8)
+    for train in (True, False):
+        for seed in range(4):
+            got = clip_tensor(frames, pre, train=train, rng=np.random.default_rng(seed))
+            want = _reference_clip_tensor(frames, pre, train=train, rng=np.random.default_rng(seed))
+            assert torch.equal(got, want)
