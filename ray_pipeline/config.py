@@ -31,6 +31,16 @@ class StrictModel(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+class NodeTypeConfig(StrictModel):
+    """A node type an autoscaler may start (a launcher's ``available_node_types`` entry, a KubeRay
+    ``workerGroupSpec``): its per-node resources and how many nodes of it may run at once."""
+
+    name: str = Field(min_length=1)
+    cpus: float = Field(gt=0, description="logical CPUs per node (Ray's CPU resource)")
+    gpus: float = Field(0.0, ge=0, description="GPUs per node")
+    max_workers: int = Field(ge=1, description="the most nodes of this type the autoscaler runs")
+
+
 class RayConfig(StrictModel):
     """Where Ray runs.
 
@@ -51,6 +61,17 @@ class RayConfig(StrictModel):
     numerics: Literal["portable", "native"] = "portable"
     torch_threads: int | None = Field(None, ge=1, description="per actor/worker; default: 1 (portable), "
                                       "else the CPUs it reserves")
+    node_types: list[NodeTypeConfig] = Field(
+        default_factory=list, description="the node types an autoscaler may add (empty: the cluster does not "
+        "autoscale; requests are planned against the nodes it has)")
+
+    @field_validator("node_types")
+    @classmethod
+    def _unique_names(cls, v: list[NodeTypeConfig]) -> list[NodeTypeConfig]:
+        names = [n.name for n in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node type names must be unique, got {names}")
+        return v
 
 
 class MlflowConfig(StrictModel):
@@ -534,6 +555,21 @@ class PhaseSettings(StrictModel):
 RECIPES = ("synthetic", "source", "source_then_generated", "source_synthetic", "synthetic_then_real")
 
 
+class LoaderConfig(StrictModel):
+    """The training input pipeline of each Ray Train worker: DataLoader processes decode clips with
+    decord while the step runs. Defaults keep CPU training as it is (decoding in the training
+    process, which has the CPUs) and keep a GPU fed (decoding in the worker's other CPUs). None of
+    these change the weights: a sample depends on (seed, epoch, index) only, whichever process
+    decodes it."""
+
+    num_workers: int | None = Field(None, ge=0, description="decoding processes per training worker; default: "
+                                    "0 on CPU, the worker's CPUs minus one on GPU")
+    pin_memory: bool | None = Field(None, description="page-locked batches, copied to the GPU without a host "
+                                    "sync; default: on GPU (ignored on CPU)")
+    prefetch_factor: int = Field(2, ge=1, description="batches each decoding process keeps ready")
+    persistent_workers: bool = Field(True, description="keep the decoding processes across epochs")
+
+
 class TrainConfig(StrictModel):
     """Training a video-text model with Ray Train on generated (and optionally real) clips."""
 
@@ -568,7 +604,10 @@ class TrainConfig(StrictModel):
     num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP)")
     use_gpu: bool = False
     cpus_per_worker: float | None = Field(None, gt=0)
-    mixed_precision: Literal["no", "fp16", "bf16"] = "bf16"
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field(
+        "bf16", description="autocast on GPU (CPU trains in fp32); bf16 falls back to fp16 with a GradScaler on a "
+        "GPU without bf16")
+    loader: LoaderConfig = LoaderConfig()
     max_failures: int = Field(2, ge=0)
     seed: int = 0
 
@@ -592,6 +631,12 @@ class EvaluateConfig(StrictModel):
     baseline: bool = Field(True, description="also evaluate the backbone without generated data")
     pool: ActorPoolConfig = ActorPoolConfig(batch_size=8)
     seed: int = 0
+    batched: Literal["auto", "on", "off"] = Field(
+        "auto", description="score several videos per forward pass (auto: on an actor with a GPU); the CPU "
+        "default scores one video per pass")
+    videos_per_forward: int = Field(16, ge=1, description="videos per forward pass when batched")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast of the forward pass; auto: bf16 on a GPU that has it, else fp16; fp32 on CPU")
 
 
 class AnalysisConfig(StrictModel):

@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ray_pipeline.cluster import torch_threads
+from ray_pipeline.cluster import plan_train_workers, torch_threads
 from ray_pipeline.config import ConfigError, ExperimentConfig, PhaseSettings
 from ray_pipeline.console import format_duration
 from ray_pipeline.ids import row_id
@@ -264,11 +264,8 @@ class TrainStage(Stage):
         if len(phase.data) < t.batch_size:  # checked here: in the workers it would fail max_failures times
             raise ValueError(f"{phase.name}: {len(phase.data)} training clips, fewer than one global batch of "
                              f"{t.batch_size} (train.batch_size)")
-        resources = ctx.cluster.resources()
-        if t.use_gpu and resources.get("GPU", 0) < t.num_workers:
-            raise ConfigError(f"train.use_gpu with {t.num_workers} workers, but the cluster has "
-                              f"{resources.get('GPU', 0):g} GPUs")
-        cpus = t.cpus_per_worker or max(0.5, (resources.get("CPU", 1) - self.cfg.ray.reserve_cpus) / t.num_workers)
+        workers = plan_train_workers(t, ctx.cluster.nodes(), self.cfg.ray.reserve_cpus)
+        cpus = workers.num_cpus
         resume_from, info = latest_checkpoint(store, folder)
         if resume_from:
             log(f"{phase.name}: resuming after epoch {info['epoch'] + 1} from {resume_from}")
@@ -280,13 +277,13 @@ class TrainStage(Stage):
             "num_frames": t.num_frames, "augment": t.augment, "mixed_precision": t.mixed_precision, "seed": t.seed,
             "loss": phase.spec.loss, "loss_options": phase.loss_options,
             "run_store": store.root, "checkpoint_folder": folder, "torch_threads": torch_threads(self.cfg.ray, cpus),
+            "worker_cpus": cpus, "loader": t.loader.model_dump(mode="json"),
         }
         log(f"{phase.name}: {len(phase.data)} clips, {len(phase.data.class_names)} classes, {phase.epochs} epochs, "
             f"{t.num_workers} worker(s) x {cpus:g} CPU, loss {phase.spec.loss}")
         trainer = TorchTrainer(
             train_loop_per_worker, train_loop_config=loop,
-            scaling_config=ray.train.ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
-                                                   resources_per_worker={"CPU": cpus}),
+            scaling_config=ray.train.ScalingConfig(**workers.scaling_kwargs()),
             run_config=ray.train.RunConfig(
                 # The store's own filesystem: a URI's options (endpoint_override, scheme) are in it.
                 name=folder.rpartition("/")[2], storage_path=store.fs_path("train/ray"),
@@ -318,6 +315,7 @@ class EpochWatcher:
         self._thread = threading.Thread(target=self._watch, daemon=True)
         _, info = latest_checkpoint(store, folder)
         self._seen = info["epoch"] if info else -1
+        self._announced = False
 
     def __enter__(self) -> EpochWatcher:
         self._thread.start()
@@ -339,6 +337,9 @@ class EpochWatcher:
             return
         if info is None or info["epoch"] <= self._seen:
             return
+        if not self._announced and info.get("precision_note"):  # this run's first epoch: how it trains
+            self._announced = True
+            self.log(f"{self.phase.name}: {info['precision_note']}; {info.get('loader', '')}")
         self._seen = epoch = int(info["epoch"])
         total = self.phase.epochs
         left = (total - epoch - 1) * float(info.get("epoch_seconds", 0.0))

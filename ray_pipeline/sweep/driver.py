@@ -141,7 +141,7 @@ def _launch(sweep: Sweep, path: str, overrides: list[str], root: RunStore, track
 
     cluster = Cluster(base_cfg.ray)
     resources = cluster.resources()
-    plan = plan_resources(sweep, resources)
+    plan = plan_resources(sweep, cluster.nodes())
     log(f"cluster {resources.get('CPU', 0):g} CPU / {resources.get('GPU', 0):g} GPU: "
         f"{plan.max_concurrent_trials} concurrent trial(s), each {plan.driver_cpus:g} driver CPU + "
         f"train workers {sorted(set(plan.train_cpus_per_worker.values()))} CPU each")
