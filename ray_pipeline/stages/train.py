@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 
 from ray_pipeline.cluster import plan_train_workers, torch_threads
-from ray_pipeline.config import ConfigError, ExperimentConfig, PhaseSettings
+from ray_pipeline.config import ExperimentConfig, PhaseSettings
 from ray_pipeline.console import format_duration
 from ray_pipeline.ids import row_id
 from ray_pipeline.runstore import RunStore, join_uri
