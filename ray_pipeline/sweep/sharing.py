@@ -94,8 +94,11 @@ def group_data_stages(trials: list[TrialLike]) -> list[DataGroup]:
 def baseline_fields(cfg: ExperimentConfig) -> dict[str, Any]:
     """What the untrained backbone's evaluation depends on (not the trial's training or data)."""
     ev = cfg.evaluate.model_dump(mode="json", exclude={"pool", "baseline"})
+    # A task with a section of its own (few_shot...) reads its test lists from there.
+    section = getattr(cfg, cfg.task, None)
+    task = {"task": cfg.task, "data": section.model_dump(mode="json")} if section is not None else {}
     return {"backbone": cfg.train.backbone, "num_frames": ev.pop("num_frames") or cfg.train.num_frames,
-            "evaluate": ev, "world": cfg.world.model_dump(mode="json"), "cache_dir": cfg.cache_dir}
+            "evaluate": ev, "world": cfg.world.model_dump(mode="json"), "cache_dir": cfg.cache_dir, **task}
 
 
 def assign_baselines(trials: list[TrialLike]) -> None:
@@ -152,6 +155,7 @@ def prepare_trial_inputs(trials: list[TrialLike], log: Callable[[str], None]) ->
     """
     from ray_pipeline.evaluation.datasets import load_splits
     from ray_pipeline.models.resolve import resolve_model_path
+    from ray_pipeline.tasks import get_task
 
     done: set[str] = set()
 
@@ -169,3 +173,7 @@ def prepare_trial_inputs(trials: list[TrialLike], log: Callable[[str], None]) ->
         for d in c.evaluate.datasets:
             once(json.dumps(["dataset", d.model_dump(mode="json"), c.world.model_dump(mode="json"), c.cache_dir]),
                  f"evaluation dataset {d.name}", lambda d=d, c=c: load_splits(d, c))
+        section = getattr(c, c.task, None)
+        if section is not None:
+            once(json.dumps(["task", c.task, section.model_dump(mode="json"), c.world.model_dump(mode="json"),
+                             c.cache_dir]), f"{c.task} lists", lambda c=c: get_task(c).prepare())

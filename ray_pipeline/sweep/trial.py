@@ -26,18 +26,28 @@ def _row(summary: dict | None, role: str) -> dict | None:
 
 def final_metrics(summary: dict | None, train_stats: dict) -> dict[str, float]:
     """Flat final metrics of a trial: per dataset, the trained model's (``eval.``) and the
-    backbone's (``baseline.``) top-1 (and top-5) mean and std over splits."""
+    backbone's (``baseline.``) metrics, mean and std: ``top1`` (and ``top5``) over splits, or a
+    fine-tuning task's by their path (``k2.top1``, ``hm``, ``acc``)."""
     out: dict[str, float] = {}
     for k in ("final_loss", "epochs", "num_clips"):
         if isinstance(train_stats.get(k), (int, float)):
             out[f"train.{k}"] = float(train_stats[k])
+
+    def walk(prefix: str, node: dict) -> None:
+        for name, value in node.items():
+            if not isinstance(value, dict):
+                continue
+            if "mean" in value:
+                out[f"{prefix}.{name}_mean"] = float(value["mean"])
+                if value.get("std") is not None:
+                    out[f"{prefix}.{name}_std"] = float(value["std"])
+            elif name not in ("per_split", "per_epoch", "per_seed", "epochs"):
+                walk(f"{prefix}.{name}", value)
+
     for prefix, role in (("eval", "generated"), ("baseline", "backbone")):
         row = _row(summary, role)
         for ds, metrics in (row or {}).get("datasets", {}).items():
-            for metric in ("top1", "top5"):
-                if metric in metrics:
-                    out[f"{prefix}.{ds}.{metric}_mean"] = float(metrics[metric]["mean"])
-                    out[f"{prefix}.{ds}.{metric}_std"] = float(metrics[metric]["std"])
+            walk(f"{prefix}.{ds}", metrics)
     return out
 
 
