@@ -95,6 +95,9 @@ def test_world_sizes_and_names_are_checked_when_the_task_is_built():
         get_task(_cfg("few_shot", {"data": world}, world={"protocol_sizes": {"train_per_class": 4}}))
     with pytest.raises(ConfigError, match="few_shot.data.lists: unknown world protocol dataset 'world_k400'"):
         get_task(_cfg("few_shot", {"data": {"name": "w", "lists": "world:world_k400"}}))
+    with pytest.raises(ConfigError, match="train.recipe: few_shot names its own phases"):
+        get_task(_cfg("few_shot", {"data": world}, train={"recipe": "synthetic_then_real", "real": {
+            "name": "r", "root": "world:world_hmdb/videos", "splits": [{"list": "a", "labels": "b"}]}}))
 
 
 # --------------------------------------------------------------------------------------------

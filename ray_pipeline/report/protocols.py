@@ -156,6 +156,9 @@ def protocol_run_document(summary: dict[str, Any], doc: Doc | None = None) -> Do
 def protocol_sweep_table(doc: Doc, task: str, summaries: Sequence[dict[str, Any]]) -> None:
     """A sweep's paper table: per cell, the trials' values over seeds (module docstring)."""
     cols = columns(task, summaries)
+    # The trials that evaluate a dataset (combined sweeps each have their own).
+    expected = {ds: sum(any(ds in r.get("datasets", {}) for r in s.get("rows", [])) for s in summaries)
+                for ds, _, _ in cols}
     doc.h(2, TITLES[task])
     rows = []
     for role in ROLES:
@@ -169,7 +172,7 @@ def protocol_sweep_table(doc: Doc, task: str, summaries: Sequence[dict[str, Any]
                 cells.append(_hm_cell(have, role, ds))
                 continue
             values = [e["mean"] for s in have if (e := metric_at(_row(s, role), ds, path)) is not None]
-            cells.append(_cell(values, None if role == "backbone" else len(summaries)))
+            cells.append(_cell(values, None if role == "backbone" else expected[ds]))
         rows.append([" / ".join(labels)] + cells)
     doc.table(["Method"] + [h for _, _, h in cols], rows)
     doc.p("Cells: mean ± population std over the trials (training seeds) that have the cell; the backbone is "

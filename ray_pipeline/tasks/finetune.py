@@ -101,6 +101,10 @@ class FinetuneTask(Task):
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
+        if cfg.train.recipe != "synthetic":
+            raise ConfigError(f"train.recipe: {self.section_name} names its own phases (the pre-training on the "
+                              f"generated clips, then the fine-tunes); leave train.recipe at synthetic, got "
+                              f"{cfg.train.recipe}")
         self._sizes = self._world_sizes()
         self._root: tuple[Path, Path] | None = None
 
