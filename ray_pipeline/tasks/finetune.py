@@ -231,10 +231,9 @@ class FinetuneTask(Task):
 
     def build(self, name: str) -> Stage:
         cfg = self.cfg
-        cache_dir = str(cfg.resolved_cache_dir())
-        backbone = resolve_model_path(cfg.train.backbone, cache_dir)
         if name in DATA_STAGES:
             return build_data_stage(cfg, name)
+        backbone = resolve_model_path(cfg.train.backbone, str(cfg.resolved_cache_dir()))
         if name == "train":
             from ray_pipeline.stages.train import TrainStage
 
