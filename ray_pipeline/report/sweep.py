@@ -17,6 +17,8 @@ from typing import Any
 
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.report.document import Doc
+from ray_pipeline.report.protocols import PROTOCOL_TASKS, metric_at, protocol_sweep_table
+from ray_pipeline.report.protocols import columns as protocol_columns
 from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep.layout import SWEEP_FILE, TRIAL_ATTEMPTS, TRIAL_RESULT, TRIALS_FILE, trial_dir
 
@@ -320,6 +322,9 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     and HMDB-51 columns come from one sweep per target dataset); plus its plots and title."""
     metas = [json.loads(r.read_text(SWEEP_FILE)) for r in roots]
     trials = [t for r in roots for t in load_trials(r)]
+    tasks = {t.summary.get("task") for t in trials if t.summary}
+    if tasks & set(PROTOCOL_TASKS):
+        return protocol_sweep_document(roots, metas, trials)
     table = aggregate(trials)
     done = [t for t in trials if t.summary]
     title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
@@ -390,3 +395,38 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
           "(a finished trial is never started again).")
     doc.table(["trial", "variant", "status", "attempts", "train clips", "final loss"] + table.datasets, trow)
     return doc, plots, title
+
+
+def protocol_sweep_document(roots: list[RunStore], metas: list[dict], trials: list[TrialData]
+                            ) -> tuple[Doc, dict[str, bytes], str]:
+    """A sweep of a fine-tuning task (few-shot, base-to-novel, long-tail) in its paper table."""
+    done = [t for t in trials if t.summary]
+    tasks = sorted({t.summary["task"] for t in done})
+    if len(tasks) > 1:
+        raise ValueError(f"the sweeps ran different tasks ({', '.join(tasks)}); report them separately")
+    title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
+    doc = Doc()
+    doc.h(1, title)
+    for root, meta in zip(roots, metas):
+        axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
+        doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
+    doc.p(f"{len(trials)} trials, {len(done)} with results.")
+    varying = [a for a in dict.fromkeys(k for t in trials for k in t.variant) if not is_seed_axis(a)]
+    if varying:
+        doc.p(f"Only seeds are aggregated; the trials also vary {', '.join(varying)}, which this layout does not "
+              "separate.")
+    protocol_sweep_table(doc, tasks[0], [t.summary for t in done])
+    cols = protocol_columns(tasks[0], [t.summary for t in done])
+    trow = []
+    for t in trials:
+        status = "finished" if t.result else ("evaluated" if t.summary else ("started" if t.attempts else "pending"))
+        row = summary_row(t.summary, "generated")
+        cells = []
+        for ds, path, _ in cols:
+            e = metric_at(row, ds, path)
+            cells.append("–" if e is None else f"{e['mean']:.1f}")
+        trow.append([t.key, variant_label(t.variant, with_seeds=True), status, str(t.attempts)] + cells)
+    doc.h(2, "Trials")
+    doc.p("Per trial: the generated-data model's values.")
+    doc.table(["trial", "variant", "status", "attempts"] + [h for _, _, h in cols], trow)
+    return doc, {}, title

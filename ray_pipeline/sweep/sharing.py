@@ -128,6 +128,7 @@ def prepare_trial_inputs(trials: list[TrialLike], log: Callable[[str], None]) ->
     """
     from ray_pipeline.evaluation.datasets import load_splits
     from ray_pipeline.models.resolve import resolve_model_path
+    from ray_pipeline.tasks import get_task
 
     done: set[str] = set()
 
@@ -145,6 +146,10 @@ def prepare_trial_inputs(trials: list[TrialLike], log: Callable[[str], None]) ->
         for d in c.evaluate.datasets:
             once(json.dumps(["dataset", d.model_dump(mode="json"), c.world.model_dump(mode="json"), c.cache_dir]),
                  f"evaluation dataset {d.name}", lambda d=d, c=c: load_splits(d, c))
+        section = getattr(c, c.task, None)
+        if section is not None:
+            once(json.dumps(["task", c.task, section.model_dump(mode="json"), c.world.model_dump(mode="json"),
+                             c.cache_dir]), f"{c.task} lists", lambda c=c: get_task(c).prepare())
 
 
 def train_shared_phases(trials: list[TrialLike], root: Any, console: Any) -> int:

@@ -20,39 +20,23 @@ from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.evaluation.metrics import split_counts
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.models.resolve import resolve_model_path
-from ray_pipeline.prompts.classlists import get_class_entries
 from ray_pipeline.stages.base import Inputs, Stage
-from ray_pipeline.tasks.base import Task
+from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries
 
 
 class ZeroShotTask(Task):
     name = "zero_shot"
     stage_names = ("prompts", "generate", "score", "train", "evaluate")
 
-    def class_entries(self) -> list:
-        p = self.cfg.prompts
-        return get_class_entries(p.classes, fix_hmdb_swap=p.hmdb_fix_swap)
-
     def build(self, name: str) -> Stage:
         cfg = self.cfg
         cache_dir = str(cfg.resolved_cache_dir())
-        if name == "prompts":
-            from ray_pipeline.stages.prompts import PromptsStage
-
-            return PromptsStage.from_config(cfg, self.class_entries())
-        if name == "generate":
-            from ray_pipeline.stages.generate import GenerateStage
-
-            return GenerateStage(cfg.generate)
-        if name == "score":
-            from ray_pipeline.stages.score import ScoreStage
-
-            return ScoreStage(cfg.score, [e.name for e in self.class_entries()],
-                              resolve_model_path(cfg.score.model, cache_dir), cfg.generate.weights_cache)
+        if name in DATA_STAGES:
+            return build_data_stage(cfg, name)
         if name == "train":
             from ray_pipeline.stages.train import TrainStage
 
-            return TrainStage(cfg, [e.name for e in self.class_entries()],
+            return TrainStage(cfg, [e.name for e in class_entries(cfg)],
                               resolve_model_path(cfg.train.backbone, cache_dir))
         if name == "evaluate":
             from ray_pipeline.evaluation.datasets import load_splits

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # the run store needs pyarrow; train_epoch runs where it is a
 STATE_FILE = "train_state.pt"
 INFO_FILE = "train_state.json"
 MODEL_DIR = "model"
+# The metric Ray Train ranks a phase's checkpoints by when it keeps chosen epochs (stages/train.py).
+RANK_METRIC = "checkpoint_rank"
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -59,6 +61,21 @@ def latest_checkpoint(store: RunStore, folder: str) -> tuple[str | None, dict | 
         if best_info is None or epoch > best_info["epoch"]:
             best, best_info = store.uri(directory), info
     return best, best_info
+
+
+def epoch_checkpoints(store: RunStore, folder: str) -> dict[int, str]:
+    """Every checkpoint of ``folder`` by its finished (0-based) epoch, as ``store.uri``."""
+    out = {}
+    for directory in store.list_dirs(folder):
+        info_rel = f"{directory}/{INFO_FILE}"
+        if directory.rpartition("/")[2].startswith("checkpoint_") and store.exists(info_rel):
+            out[int(json.loads(store.read_text(info_rel))["epoch"])] = store.uri(directory)
+    return out
+
+
+def checkpoint_rank(epoch: int, keep_epochs: set[int]) -> int:
+    """Kept epochs rank above every other checkpoint, newer above older within each kind."""
+    return epoch + (1_000_000 if epoch in keep_epochs else 0)
 
 
 def load_checkpoint_dir(directory: str, model, optimizer, scheduler, scaler) -> int:
@@ -186,6 +203,7 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
 
     loss_fn = build_loss(loop["loss"], **loop["loss_options"])
     class_names = data["class_names"]
+    keep_epochs = set(loop.get("keep_epochs", ()))
     for epoch in range(start_epoch, loop["epochs"]):
         sampler.set_epoch(epoch)  # EpochIndices hands the epoch to every decoding process
         epoch_start = time.perf_counter()
@@ -194,7 +212,8 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
             dist.all_reduce(loss_sum)
         metrics = {"epoch": epoch, "epochs": loop["epochs"], "loss": float(loss_sum[0] / loss_sum[1]),
                    "start_epoch": start_epoch, "lr": scheduler.get_last_lr()[0],
-                   "epoch_seconds": time.perf_counter() - epoch_start, "steps_per_epoch": steps}
+                   "epoch_seconds": time.perf_counter() - epoch_start, "steps_per_epoch": steps,
+                   RANK_METRIC: checkpoint_rank(epoch, keep_epochs)}
         # How the epoch ran, for the driver's log (kept out of the reported metrics: numbers only there).
         info = {**metrics, "precision": amp, "precision_note": precision_note, "loader": loader_plan.describe()}
         if rank == 0:
