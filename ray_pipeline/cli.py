@@ -17,7 +17,7 @@ import sys
 from ray_pipeline.config import ConfigError, ExperimentConfig, load_config
 from ray_pipeline.runstore import RunStore
 
-# Stage commands (the stages every task shares) and what they do.
+# Stage commands and what they do (the anomaly task's own stages last).
 STAGES = {
     "prompts": ("write text-to-video prompts for every class",
                 "An LLM (openai) or the offline template writer writes action, environment and character "
@@ -34,6 +34,14 @@ STAGES = {
     "evaluate": ("evaluate every model on the task's datasets; writes summary.json/.md",
                  "Zero-shot: every split scored against its own class names, 2 clips x 1 crop by default; top-1 "
                  "(top-5) mean, std and 95 % CI over splits, for the backbone and the trained models."),
+    "features": ("anomaly task: frozen segment embeddings of the training videos (ranking head)",
+                 "Every training video cut into anomaly.num_segments segments, each embedded by the backbone and "
+                 "by every trained model (Ray Data actors); the backbone's rows are shared by every seed."),
+    "mil": ("anomaly task: MIL on the training videos' video-level labels",
+            "ranking: Sultani et al.'s scorer on the frozen features; topk_ce: the model fine-tuned with Lv et "
+            "al.'s top-k MIL cross-entropy (Ray Train, checkpoints every epoch)."),
+    "detect": ("anomaly task: segment scores of the test videos; writes summary.json/.md",
+               "Every MIL model scores every annotated test video's segments; frame-level AUC and AUC_A."),
 }
 # Expected failures: their message, not a traceback (anything else is a bug and keeps it).
 EXPECTED = (FileNotFoundError, RuntimeError, ValueError)

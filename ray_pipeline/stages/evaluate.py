@@ -5,8 +5,9 @@ classes; K600: 3 splits of 160 new classes each). A video is seen through ``num_
 samples (TC-CLIP's 2 clips x 1 centre crop); per-view softmaxes are summed. A video that cannot be
 decoded is counted and reported, never fatal.
 
-Models: the backbone as is (frame-averaged CLIP: vanilla CLIP's role) when ``evaluate.baseline``,
-and every model the train stage handed on. One actor pool per model (an actor holds one model).
+Models: the backbone as is (frame-averaged CLIP: vanilla CLIP's role; an X-CLIP backbone as the
+X-CLIP it is) when ``evaluate.baseline``, and every model the train stage handed on. One actor
+pool per model (an actor holds one model).
 
 Manifest ``evaluate/manifest`` (id ``eval_id``): ``eval_id, model (its label), role, dataset, split,
 split_key, video, label, predicted, top1, top5, error``.
@@ -59,6 +60,7 @@ class ModelEvaluation(RowStage):
     num_clips: int
     seed: int
     pool: ActorPoolConfig
+    backbone_model: str = "vificlip"
     _loaded: Any = field(default=None, repr=False)
 
     def identity(self) -> dict[str, Any]:
@@ -87,7 +89,7 @@ class ModelEvaluation(RowStage):
                 own = os.path.isfile(os.path.join(local_dir, "preprocessor_config.json"))
                 pre = Preprocess.from_pretrained(local_dir if own else self.backbone)
         else:
-            model = build_video_text_model("vificlip", self.backbone)
+            model = build_video_text_model(self.backbone_model, self.backbone)
             pre = Preprocess.from_pretrained(self.backbone)
         self._loaded = (model.to(device).eval(), pre, device)
         self._names = {f"{ds}/{split.name}": split.class_names for ds, split in self.splits}
@@ -136,6 +138,8 @@ class EvaluateStage(Stage):
         splits: (dataset name, split) pairs, loaded by the task.
         backbone: ``train.backbone`` resolved to a hub id or path.
         num_frames: frames per view.
+        backbone_model: the video-text model the untrained backbone is evaluated as (``vificlip``:
+            frame-averaged CLIP; ``xclip`` for an X-CLIP backbone).
     """
 
     name = "evaluate"
@@ -144,6 +148,7 @@ class EvaluateStage(Stage):
     splits: list[tuple[str, Split]]
     backbone: str
     num_frames: int
+    backbone_model: str = "vificlip"
 
     def identity(self) -> dict[str, Any]:
         ev = self.settings
@@ -171,7 +176,8 @@ class EvaluateStage(Stage):
 
     def per_model(self, model: ModelRef) -> ModelEvaluation:
         ev = self.settings
-        return ModelEvaluation(model, self.backbone, self.splits, self.num_frames, ev.num_clips, ev.seed, ev.pool)
+        return ModelEvaluation(model, self.backbone, self.splits, self.num_frames, ev.num_clips, ev.seed, ev.pool,
+                               self.backbone_model)
 
     def _evaluate(self, ctx: StageContext, inputs: Inputs, *, run: bool) -> StageResult:
         log = ctx.console.logger(self.name)

@@ -169,3 +169,9 @@ def prepare_trial_inputs(trials: list[TrialLike], log: Callable[[str], None]) ->
         for d in c.evaluate.datasets:
             once(json.dumps(["dataset", d.model_dump(mode="json"), c.world.model_dump(mode="json"), c.cache_dir]),
                  f"evaluation dataset {d.name}", lambda d=d, c=c: load_splits(d, c))
+        if c.task == "anomaly" and c.anomaly.dataset is not None:
+            from ray_pipeline.tasks import get_task
+
+            d = c.anomaly.dataset
+            once(json.dumps(["anomaly", d.model_dump(mode="json"), c.world.model_dump(mode="json"), c.cache_dir]),
+                 f"anomaly dataset {d.name}", lambda c=c: get_task(c).dataset)

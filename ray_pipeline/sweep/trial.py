@@ -19,6 +19,8 @@ from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep.layout import TRIAL_ATTEMPTS, TRIAL_RESULT, TRIAL_SPEC, trial_dir
 from ray_pipeline.sweep.resources import apply_resources
 
+DATA_STAGES = ("prompts", "generate", "score")
+
 
 def _row(summary: dict | None, role: str) -> dict | None:
     return next((r for r in (summary or {}).get("rows", []) if r["role"] == role), None)
@@ -26,15 +28,15 @@ def _row(summary: dict | None, role: str) -> dict | None:
 
 def final_metrics(summary: dict | None, train_stats: dict) -> dict[str, float]:
     """Flat final metrics of a trial: per dataset, the trained model's (``eval.``) and the
-    backbone's (``baseline.``) top-1 (and top-5) mean and std over splits."""
+    backbone's or baseline's (``baseline.``) top-1 (and top-5; anomaly: AUC, AUC_A) mean and std."""
     out: dict[str, float] = {}
     for k in ("final_loss", "epochs", "num_clips"):
         if isinstance(train_stats.get(k), (int, float)):
             out[f"train.{k}"] = float(train_stats[k])
-    for prefix, role in (("eval", "generated"), ("baseline", "backbone")):
+    for prefix, role in (("eval", "generated"), ("baseline", "backbone"), ("baseline", "baseline")):
         row = _row(summary, role)
         for ds, metrics in (row or {}).get("datasets", {}).items():
-            for metric in ("top1", "top5"):
+            for metric in ("top1", "top5", "auc", "auc_a"):
                 if metric in metrics:
                     out[f"{prefix}.{ds}.{metric}_mean"] = float(metrics[metric]["mean"])
                     out[f"{prefix}.{ds}.{metric}_std"] = float(metrics[metric]["std"])
@@ -74,7 +76,9 @@ def run_trial(config: dict[str, Any], *, sweep_uri: str, plan: dict[str, Any]) -
     # Rank 0's per-epoch reports reach Tune (and the driver's MLflow callback) through this.
     pipeline = Pipeline(cfg, store, console, cluster=Cluster(cfg.ray),
                         stage_options={"train": {"callbacks": [TuneReportCallback()]}})
-    results = pipeline.run(["train", "evaluate"])
+    # Everything after the data stages (which the sweep driver ran): train, then the task's own.
+    work = [n for n in pipeline.task.stage_names if n not in DATA_STAGES]
+    results = pipeline.run(work)
     summary = json.loads(store.read_text(SUMMARY_JSON)) if store.exists(SUMMARY_JSON) else None
     write_run_report(store)
     result = {**final_metrics(summary, results["train"].stats), "trial_seconds": time.perf_counter() - start}

@@ -14,6 +14,7 @@ from ray_pipeline.tasks.base import Task
 # task name -> "module:class", imported on use so the CLI's --help stays fast.
 TASKS = {
     "zero_shot": "ray_pipeline.tasks.zero_shot:ZeroShotTask",
+    "anomaly": "ray_pipeline.tasks.anomaly:AnomalyTask",
 }
 
 
