@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ray_pipeline.report.anomaly import is_anomaly, run_section
 from ray_pipeline.report.document import Doc
 from ray_pipeline.runstore import RunStore
 
@@ -25,7 +26,9 @@ def run_document(store: RunStore) -> tuple[Doc, str]:
     if train:
         doc.p(f"Trained {train.get('model')} ({train.get('recipe')}) with loss {train.get('loss')}, "
               f"w={train.get('w')}, on {train.get('num_clips')} generated clips of {train.get('num_classes')} classes.")
-    if summary:
+    if is_anomaly(summary):
+        run_section(doc, summary)
+    elif summary:
         rows = summary.get("rows", [])
         datasets = list(dict.fromkeys(d for r in rows for d in r.get("datasets", {})))
         table = []

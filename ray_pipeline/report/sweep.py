@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ray_pipeline.report.anomaly import is_anomaly, sweep_section, trial_rows
 from ray_pipeline.report.document import Doc
 from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep.layout import SWEEP_FILE, TRIAL_ATTEMPTS, TRIAL_RESULT, TRIALS_FILE, trial_dir
@@ -253,6 +254,8 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
     doc = Doc()
     doc.h(1, title)
+    if done and all(is_anomaly(t.summary) for t in done):
+        return _anomaly_document(doc, roots, metas, trials), {}, title
     n_seeds = max((len(c.values) for _, cells in table.rows for c in cells.values()), default=0)
     for root, meta in zip(roots, metas):
         axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
@@ -305,3 +308,16 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
           "(a finished trial is never started again).")
     doc.table(["trial", "variant", "status", "attempts", "train clips", "final loss"] + table.datasets, trow)
     return doc, plots, title
+
+
+def _anomaly_document(doc: Doc, roots: list[RunStore], metas: list[dict], trials: list[TrialData]) -> Doc:
+    """An anomaly sweep in Table 5's layout (``report/anomaly.py``)."""
+    for root, meta in zip(roots, metas):
+        axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
+        doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
+    doc.p(f"{len(trials)} trials, {sum(bool(t.summary) for t in trials)} with results.")
+    sweep_section(doc, trials, variant_label)
+    doc.h(2, "Trials")
+    doc.table(["trial", "variant", "status", "MIL AUC", "MIL AUC_A", "MIL+Ours AUC", "MIL+Ours AUC_A"],
+              trial_rows(trials, variant_label))
+    return doc

@@ -1,0 +1,209 @@
+"""The anomaly task: the world config end to end at tiny scale, its summary against its rows, both MIL
+heads, resumption, the row stages without Ray, X-CLIP in the train loop and evaluate, config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from ray_pipeline.config import ConfigError, ExperimentConfig, load_config
+from ray_pipeline.evaluation.anomaly import parse_temporal_annotations
+from ray_pipeline.runstore import RunStore
+from ray_pipeline.training.mil import topk_mil_ce_loss
+from ray_pipeline.training.mil_data import bag_batches, model_refs
+from tests.helpers import pipeline, quiet_console, stage_context
+
+REPO = Path(__file__).resolve().parents[1]
+WORLD_CONFIG = REPO / "experiments" / "world" / "anomaly.yaml"
+TINY_SIZES = {"train_anomalous_per_class": 1, "train_normal": 4, "test_anomalous_per_class": 1, "test_normal": 3,
+              "min_frames": 24, "max_frames": 32, "min_window": 6, "max_window": 10, "size": 32}
+
+
+@pytest.fixture(scope="module")
+def tiny_xclip(tmp_path_factory) -> str:
+    from ray_pipeline.tiny import save_tiny_xclip
+
+    return str(save_tiny_xclip(tmp_path_factory.mktemp("tiny") / "xclip", num_frames=4))
+
+
+def _tiny(clip: str, xclip: str, cache: Path, **anomaly) -> ExperimentConfig:
+    """The shipped world config at tiny scale: tiny CLIP and X-CLIP, a few clips and videos."""
+    data = yaml.safe_load(WORLD_CONFIG.read_text())
+    data.update(cache_dir=str(cache), ray={"num_cpus": 2})
+    data["generate"].update(clips_per_class=1, pool={"actors": 1, "batch_size": 8})
+    data["generate"]["procedural"] = {"size": 32, "num_frames": 8}
+    data["score"].update(model=clip, num_frames=2, pool={"actors": 1, "batch_size": 16})
+    data["train"].update(backbone=xclip, num_frames=4, epochs=1, batch_size=7, lr=1e-3, warmup_epochs=0,
+                         mixed_precision="no")
+    data["world"]["anomaly_sizes"] = TINY_SIZES
+    data["anomaly"].update(num_segments=4, ranking={"iterations": 30, "bags_per_side": 4},
+                           pool={"actors": 1, "batch_size": 4}, **anomaly)
+    return ExperimentConfig.model_validate(data)
+
+
+def _hand_aucs(summary_rows: list[dict], detect_rows: list[dict], annotations: dict, clip_len: int) -> dict:
+    """AUC and AUC_A recomputed from the detect rows by the stated rule, with sklearn."""
+    from ray_pipeline.evaluation.anomaly import segment_to_frame_scores
+
+    out = {}
+    for label in {r["label"] for r in summary_rows}:
+        mine = {r["video"]: r for r in detect_rows if r["model"] == label}
+        scores, labels, ano_s, ano_l = [], [], [], []
+        for video, intervals in annotations.items():
+            r = mine[video]
+            s = segment_to_frame_scores(r["scores"], r["num_frames"], clip_len)
+            y = np.zeros(r["num_frames"], int)
+            for a, b in intervals:
+                y[a - 1:b] = 1
+            scores.append(s)
+            labels.append(y)
+            if intervals:
+                ano_s.append(s)
+                ano_l.append(y)
+        out[label] = (100 * roc_auc_score(np.concatenate(labels), np.concatenate(scores)),
+                      100 * roc_auc_score(np.concatenate(ano_l), np.concatenate(ano_s)))
+    return out
+
+
+@pytest.mark.integration
+def test_world_config_end_to_end_ranking_and_summary_against_rows(tmp_path, ray_cluster, tiny_clip, tiny_xclip):
+    cfg = _tiny(tiny_clip, tiny_xclip, tmp_path / "cache")
+    store = RunStore(tmp_path / "run")
+    results = pipeline(cfg, store).run()
+    summary = json.loads(store.read_text("summary.json"))
+    assert summary["task"] == "anomaly" and [r["role"] for r in summary["rows"]] == ["baseline", "generated"]
+    detect = results["detect"].rows.to_pylist()
+    ann_file = next((tmp_path / "cache" / "world_anomaly").glob("*/world_ucf_crime/Temporal_Anomaly_Annotation.txt"))
+    annotations = parse_temporal_annotations(ann_file)
+    assert len(detect) == 2 * len(annotations) and all(r["error"] is None for r in detect)
+    assert all(len(r["scores"]) == 4 and all(0 < s < 1 for s in r["scores"]) for r in detect)
+    hand = _hand_aucs(summary["rows"], detect, annotations, clip_len=1)
+    for row in summary["rows"]:
+        entry = row["datasets"]["world_ucf_crime"]
+        assert entry["auc"]["mean"] == pytest.approx(hand[row["label"]][0])
+        assert entry["auc_a"]["mean"] == pytest.approx(hand[row["label"]][1])
+        assert entry["auc"]["n"] == 1 and entry["auc"]["std"] == 0 and row["seeds"] == [0]
+        assert entry["videos"] == len(annotations) and entry["anomalous_videos"] == 13
+    [auc, auc_a] = summary["comparisons"]
+    rows = {r["role"]: r["datasets"]["world_ucf_crime"] for r in summary["rows"]}
+    assert auc["diff_mean"] == pytest.approx(rows["generated"]["auc"]["mean"] - rows["baseline"]["auc"]["mean"])
+    assert auc_a["metric"] == "auc_a"
+    # the baseline's frozen features live in the shared store, the pre-trained model's in the run's
+    features = results["features"].rows.to_pylist()
+    assert {r["role"] for r in features} == {"baseline", "generated"} and len(features) == 2 * 17
+    # resumable: a second run does no new work and writes the same summary
+    again = pipeline(cfg, store).run()
+    assert all(again[n].stats.get("rows_new", 0) == 0 for n in ("prompts", "generate", "score", "features", "detect"))
+    assert json.loads(store.read_text("summary.json"))["rows"] == summary["rows"]
+    # ray-pipeline report lays it out like Table 5
+    from ray_pipeline.report import write_report
+
+    write_report(store)
+    report = store.read_text("report.md")
+    assert "Table 5 layout" in report and "| MIL+Ours |" in report and "84.03" in report
+
+
+@pytest.mark.integration
+def test_topk_head_fine_tunes_and_scores_against_the_class_texts(tmp_path, ray_cluster, tiny_clip, tiny_xclip):
+    cfg = _tiny(tiny_clip, tiny_xclip, tmp_path / "cache", head="topk_ce",
+                topk_ce={"epochs": 1, "bags_per_side": 2, "lr": 1e-4, "warmup_epochs": 0, "mixed_precision": "no"})
+    store = RunStore(tmp_path / "run")
+    p = pipeline(cfg, store)
+    assert "features" not in p.task.stage_names  # the top-k head fine-tunes end to end
+    results = p.run()
+    mil = results["mil"].rows.to_pylist()
+    assert [m["head"] for m in mil] == ["topk_ce", "topk_ce"] and all(m["scorer_uri"] is None for m in mil)
+    assert all("/mil/ray/topk-" in m["model_dir"] for m in mil)
+    summary = json.loads(store.read_text("summary.json"))
+    assert {r["head"] for r in summary["rows"]} == {"topk_ce"}
+    assert summary["protocol"]["class_texts"][0] == "walk" and summary["protocol"]["normal_class"] == "walk"
+    # the fine-tunes are found by id: nothing is trained again
+    assert pipeline(cfg, store).run(["mil"], until="mil")["mil"].rows.to_pylist() == mil
+    with pytest.raises(ConfigError, match="has no stage 'features'"):
+        pipeline(cfg, store).run(["features"], until="features")
+
+
+def test_row_stages_process_without_ray(tmp_path, tiny_clip, tiny_xclip, one_torch_thread):
+    cfg = _tiny(tiny_clip, tiny_xclip, tmp_path / "cache")
+    store = RunStore(tmp_path / "run")
+    p = pipeline(cfg, store)
+    features = p.build("features")
+    [backbone] = model_refs(None, features.backbone)
+    stage = features.per_model(backbone)
+    planned = stage.plan(stage_context(cfg, store, "features"), {})
+    assert planned.num_rows == 17 and sum(planned.column("anomalous").to_pylist()) == 13
+    stage.setup("cpu")
+    out = stage.process(planned.slice(0, 2)).to_pylist()
+    assert all(r["dim"] == 32 and len(r["features"]) == 4 * 32 and r["num_frames"] >= 24 for r in out)
+    emb = np.asarray(out[0]["features"]).reshape(4, 32)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)  # L2-normalised segment embeddings
+    # the top-k detector's scores are the softmax of normal-vs-rest logits
+    detect = p.build("detect")
+    mil_row = {"mil_key": "k", "model": "m", "role": "baseline", "head": "topk_ce", "model_dir": None,
+               "scorer_uri": None}
+    det = detect.per_model(mil_row)
+    rows = det.plan(stage_context(cfg, store, "detect"), {})
+    det.setup("cpu")
+    got = det.process(rows.slice(0, 1)).to_pylist()[0]
+    assert len(got["scores"]) == 4 and all(0 < s < 1 for s in got["scores"]) and "path" not in got
+
+
+def test_bag_batches_cover_every_anomalous_video_once_and_pair_normals():
+    labels = [1, 0, 1, 1, 0, 1, 1]
+    batches = bag_batches(labels, 2, epoch=0, seed=3)
+    firsts = [i for b in batches for i in b[:2]]
+    assert len(batches) == 2 and len(set(firsts)) == 4 and all(labels[i] == 1 for i in firsts)
+    assert all(labels[i] == 0 for b in batches for i in b[2:])
+    assert batches == bag_batches(labels, 2, epoch=0, seed=3) != bag_batches(labels, 2, epoch=1, seed=3)
+    with pytest.raises(ValueError, match="anomalous and normal"):
+        bag_batches([1, 1], 1, 0, 0)
+
+
+def test_topk_loss_is_a_mean_over_videos_so_per_video_backward_accumulates_it():
+    """The fine-tune back-propagates one video at a time, each scaled by 1/videos: that is the
+    batch's gradient only if the loss is a mean of per-video losses."""
+    torch.manual_seed(0)
+    logits = torch.randn(4, 6, 2, requires_grad=True)
+    labels = torch.tensor([1, 0, 1, 0])
+    whole = topk_mil_ce_loss(logits, labels, k=2)
+    (g_whole,) = torch.autograd.grad(whole, logits)
+    g_acc = torch.zeros_like(logits)
+    for i in range(4):
+        (g,) = torch.autograd.grad(topk_mil_ce_loss(logits[i:i + 1], labels[i:i + 1], k=2) / 4, logits)
+        g_acc += g
+    assert torch.allclose(g_whole, g_acc, atol=1e-6)
+
+
+def test_config_errors_name_the_field(tmp_path, tiny_clip, tiny_xclip):
+    with pytest.raises(ConfigError, match="needs anomaly.dataset"):
+        load_config(None, ["task=anomaly", "train.model=xclip"])
+    with pytest.raises(ConfigError, match="trains X-CLIP"):
+        load_config(WORLD_CONFIG, ["train.model=tcclip"])
+    with pytest.raises(ConfigError, match="world:world_ucf_crime"):
+        load_config(WORLD_CONFIG, ["anomaly.dataset.train_list=world:world_hmdb/x.txt"])
+    with pytest.raises(ConfigError, match="annotations .* does not exist"):
+        load_config(WORLD_CONFIG, [f"anomaly.dataset.annotations={tmp_path}/none.txt"])
+    with pytest.raises(ConfigError, match="normal_class"):
+        load_config(WORLD_CONFIG, ["anomaly.class_texts=[a, b]", "anomaly.normal_class=c"])
+    with pytest.raises(ConfigError, match="whole number"):
+        load_config(WORLD_CONFIG, ["world.anomaly_sizes.train_normal=2.5"])
+    cfg = _tiny(tiny_clip, tiny_xclip, tmp_path / "cache")
+    bad = cfg.model_copy(update={"train": cfg.train.model_copy(update={"num_frames": 8})})
+    with pytest.raises(ConfigError, match="train.num_frames: .* takes 4 frames"):
+        pipeline(bad, RunStore(tmp_path / "run")).build("mil")
+
+
+def test_the_world_set_is_built_only_when_a_stage_needs_it(tmp_path, tiny_clip, tiny_xclip):
+    cfg = _tiny(tiny_clip, tiny_xclip, tmp_path / "cache")
+    p = pipeline(cfg, RunStore(tmp_path / "run"), quiet_console())
+    for name in ("prompts", "generate", "score", "train"):
+        p.build(name)
+    assert not (tmp_path / "cache" / "world_anomaly").exists()
+    p.build("detect")
+    assert len(list((tmp_path / "cache" / "world_anomaly").glob("*/world_ucf_crime"))) == 1
