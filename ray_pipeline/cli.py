@@ -1,5 +1,5 @@
 """``ray-pipeline`` (also ``python -m ray_pipeline``): one subcommand per stage, plus ``run``,
-``validate``, ``sweep`` and ``report``.
+``validate``, ``sweep``, ``analyze`` and ``report``.
 
 Every subcommand takes an experiment YAML, ``--run-dir`` and repeated ``--set dotted.key=value``.
 The config (and the run directory, and the MLflow URI) is validated before any Ray work starts;
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 
 from ray_pipeline.config import ConfigError, ExperimentConfig, load_config
 from ray_pipeline.runstore import RunStore
@@ -85,6 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--retry-failed", action="store_true",
                        help="also rerun trials that failed in an earlier launch (a fresh Tune experiment; "
                             "finished trials return their stored results)")
+    analyze = sub.add_parser(
+        "analyze", help="what the generated data looks like: DB, MMD, t-SNE and the data-quality report",
+        description="CLIP features (the score stage's model, Ray Data actors, cached by clip id) of this run's "
+                    "generated clips, of --compare runs' and of the real videos in evaluate.datasets; "
+                    "Davies-Bouldin per set, MMD² (linear, rbf, poly) against the first real set on "
+                    "L2-normalised features, a t-SNE picture and the data-quality report: RUN_DIR/analysis/ "
+                    "(metrics.json, tsne.png, quality.html). Needs the data stages done (run or score first).")
+    _add_common(analyze)
+    analyze.add_argument("--compare", nargs="+", action="extend", default=[], metavar="RUN_DIR",
+                         help="other run directories whose generated sets to compare (e.g. a Basic run beside "
+                              "an IE run); each is read with its own config.yaml")
     report = sub.add_parser(
         "report", help="paper-style tables and plots for a sweep or run directory",
         description="Write report.md, report.html and report/*.png: for a sweep, Table 6/7-style tables "
@@ -135,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         print(cfg.to_yaml(), end="")
         return 0
-    return _run(cfg, store, args.command, args.verbose)
+    return _run(cfg, store, args.command, args.verbose, getattr(args, "compare", []))
 
 
-def _run(cfg: ExperimentConfig, store: RunStore, command: str, verbose: bool) -> int:
+def _run(cfg: ExperimentConfig, store: RunStore, command: str, verbose: bool, compare: Sequence[str] = ()) -> int:
     from ray_pipeline.cluster import Cluster
     from ray_pipeline.console import run_console
     from ray_pipeline.pipeline import Pipeline
@@ -151,8 +163,13 @@ def _run(cfg: ExperimentConfig, store: RunStore, command: str, verbose: bool) ->
         cluster = Cluster(cfg.ray)
         try:
             tracker = RunTracker(cfg, store, command)
-            pipeline = Pipeline(cfg, store, console, tracker=tracker, cluster=cluster)
-            pipeline.run(None if command == "run" else [command], until=None if command == "run" else command)
+            if command == "analyze":
+                from ray_pipeline.analysis.command import analyze
+
+                analyze(cfg, store, compare, console, tracker=tracker, cluster=cluster)
+            else:
+                pipeline = Pipeline(cfg, store, console, tracker=tracker, cluster=cluster)
+                pipeline.run(None if command == "run" else [command], until=None if command == "run" else command)
             ok = True
             return 0
         except ConfigError as exc:

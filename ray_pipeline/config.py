@@ -31,6 +31,16 @@ class StrictModel(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+class NodeTypeConfig(StrictModel):
+    """A node type an autoscaler may start (a launcher's ``available_node_types`` entry, a KubeRay
+    ``workerGroupSpec``): its per-node resources and how many nodes of it may run at once."""
+
+    name: str = Field(min_length=1)
+    cpus: float = Field(gt=0, description="logical CPUs per node (Ray's CPU resource)")
+    gpus: float = Field(0.0, ge=0, description="GPUs per node")
+    max_workers: int = Field(ge=1, description="the most nodes of this type the autoscaler runs")
+
+
 class RayConfig(StrictModel):
     """Where Ray runs.
 
@@ -43,6 +53,25 @@ class RayConfig(StrictModel):
     # CPUs kept free for Ray Data's read/iterate tasks and the driver: without headroom an actor
     # pool that takes every CPU starves the read task and the stage never finishes.
     reserve_cpus: float = Field(0.5, ge=0.0)
+    # Training a small model on CPU amplifies last-bit differences of the math kernels into points
+    # of accuracy: the same run gave 13.5, 14.7 and 15.2 % on three machines. "portable" pins the
+    # CPU kernels of a local cluster's workers to AVX2 (PyTorch, oneDNN, MKL) and their torch
+    # threads to `torch_threads`, so x86 machines compute the same bits; "native" uses the fastest
+    # kernels and one thread per reserved CPU (about 10 % faster on this machine).
+    numerics: Literal["portable", "native"] = "portable"
+    torch_threads: int | None = Field(None, ge=1, description="per actor/worker; default: 1 (portable), "
+                                      "else the CPUs it reserves")
+    node_types: list[NodeTypeConfig] = Field(
+        default_factory=list, description="the node types an autoscaler may add (empty: the cluster does not "
+        "autoscale; requests are planned against the nodes it has)")
+
+    @field_validator("node_types")
+    @classmethod
+    def _unique_names(cls, v: list[NodeTypeConfig]) -> list[NodeTypeConfig]:
+        names = [n.name for n in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node type names must be unique, got {names}")
+        return v
 
 
 class MlflowConfig(StrictModel):
@@ -511,9 +540,12 @@ class DatasetConfig(StrictModel):
 
 class WorldConfig(StrictModel):
     """Sizes of the procedural world's datasets (passed to ``ensure_world_datasets``) and of its
-    UCF-Crime (``ensure_world_anomaly``; built only when a config reads ``world:world_ucf_crime``)."""
+    protocol datasets (``ProtocolDatasetSizes`` fields, for ``world:world_hmdb_fs`` and
+    ``world:world_ucf_fs``; checked by the task that reads them) and of its UCF-Crime
+    (``ensure_world_anomaly``; built only when a config reads ``world:world_ucf_crime``)."""
 
     sizes: dict[str, int] = Field(default_factory=dict)
+    protocol_sizes: dict[str, Any] = Field(default_factory=dict)
     anomaly_sizes: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("anomaly_sizes")
@@ -534,9 +566,26 @@ class PhaseSettings(StrictModel):
     epochs: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
     warmup_epochs: float | None = Field(None, ge=0.0)
+    lr_min_ratio: float | None = Field(None, ge=0.0, le=1.0)
+    batch_size: int | None = Field(None, ge=1, description="global batch over all workers")
 
 
 RECIPES = ("synthetic", "source", "source_then_generated", "source_synthetic", "synthetic_then_real")
+
+
+class LoaderConfig(StrictModel):
+    """The training input pipeline of each Ray Train worker: DataLoader processes decode clips with
+    decord while the step runs. Defaults keep CPU training as it is (decoding in the training
+    process, which has the CPUs) and keep a GPU fed (decoding in the worker's other CPUs). None of
+    these change the weights: a sample depends on (seed, epoch, index) only, whichever process
+    decodes it."""
+
+    num_workers: int | None = Field(None, ge=0, description="decoding processes per training worker; default: "
+                                    "0 on CPU, the worker's CPUs minus one on GPU")
+    pin_memory: bool | None = Field(None, description="page-locked batches, copied to the GPU without a host "
+                                    "sync; default: on GPU (ignored on CPU)")
+    prefetch_factor: int = Field(2, ge=1, description="batches each decoding process keeps ready")
+    persistent_workers: bool = Field(True, description="keep the decoding processes across epochs")
 
 
 class TrainConfig(StrictModel):
@@ -573,7 +622,10 @@ class TrainConfig(StrictModel):
     num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP)")
     use_gpu: bool = False
     cpus_per_worker: float | None = Field(None, gt=0)
-    mixed_precision: Literal["no", "fp16", "bf16"] = "bf16"
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field(
+        "bf16", description="autocast on GPU (CPU trains in fp32); bf16 falls back to fp16 with a GradScaler on a "
+        "GPU without bf16")
+    loader: LoaderConfig = LoaderConfig()
     max_failures: int = Field(2, ge=0)
     seed: int = 0
 
@@ -588,6 +640,142 @@ class TrainConfig(StrictModel):
         return self
 
 
+# --------------------------------------------------------------------------------------------
+# The fine-tuning protocols (few-shot, base-to-novel, long-tail)
+# --------------------------------------------------------------------------------------------
+
+
+class FinetuneConfig(StrictModel):
+    """Fine-tuning on a protocol's real training list, from the backbone (the ``baseline`` row) and
+    from the generated pre-training (the ``generated`` row); the ``train`` section is the
+    pre-training. Each task's defaults are TC-CLIP's paper-scale recipe for it (tc-clip.md §2.2)."""
+
+    epochs: int = Field(ge=1)
+    lr: float = Field(gt=0)
+    warmup_epochs: float = Field(ge=0.0)
+    lr_min_ratio: float = Field(0.01, ge=0.0, le=1.0, description="cosine floor (TC-CLIP: lr / 100)")
+    batch_size: int = Field(ge=1, description="global batch over all workers")
+    loss: Literal["ls", "ce"] = Field("ls", description="ls: label smoothing epsilon (TC-CLIP: 0.1)")
+    epsilon: float = Field(0.1, ge=0.0, lt=1.0)
+    epoch_rule: Literal["last", "best"] = Field(
+        "last", description="the reported epoch: the last, or the best on the test list (the released "
+        "code's rule: model selection on the test data)")
+    validate_every: int = Field(10, ge=1, description="with epoch_rule best, the epochs scored on the test "
+                                "list: 0, k, 2k, ... and the last (TC-CLIP few-shot: 0, 10, ..., 40, 49)")
+
+    def schedule(self) -> PhaseSettings:
+        """The phase schedule of a fine-tune."""
+        return PhaseSettings(epochs=self.epochs, lr=self.lr, warmup_epochs=self.warmup_epochs,
+                             lr_min_ratio=self.lr_min_ratio, batch_size=self.batch_size)
+
+    def scored_epochs(self) -> tuple[int, ...]:
+        """The (0-based) epochs whose models are scored on the test list: only the last under the
+        ``last`` rule."""
+        last = self.epochs - 1
+        if self.epoch_rule == "last":
+            return (last,)
+        return tuple(sorted({*range(0, last, self.validate_every), last}))
+
+
+def _finetune(epochs: int, lr: float, warmup_epochs: float) -> Any:
+    return Field(default_factory=lambda: FinetuneConfig(epochs=epochs, lr=lr, warmup_epochs=warmup_epochs,
+                                                        batch_size=64))
+
+
+class ProtocolDataConfig(StrictModel):
+    """A fine-tuning protocol's lists and videos: a world protocol dataset (``lists:
+    world:world_hmdb_fs``), or the published lists of ``dataset`` with its videos under ``videos``:
+    for few-shot and base-to-novel a ViFi-CLIP checkout (the folder holding ``datasets_splits/`` and
+    ``labels/``), for long-tail the dataset's official split files (HMDB-51's
+    ``testTrainMulti_7030_splits/``, UCF-101's ``ucfTrainTestlist/``), whose split-1 train the
+    long-tailed set is drawn from (ViFi-CLIP ships no split-1 train list)."""
+
+    name: str = Field(description="the dataset's name in summary.json")
+    lists: str = Field(description="world:<protocol dataset>, a ViFi-CLIP checkout, or official split files")
+    dataset: Literal["hmdb51", "ucf101"] | None = Field(None, description="whose published lists (not for world:)")
+    videos: str | None = Field(None, description="where the lists' video paths start (world: the dataset's)")
+    # HMDB's split files label kick=20/kick_ball=21, sword=44/sword_exercise=45, the CSVs the other
+    # way round; published numbers used the files as they are ("none").
+    label_fix: Literal["none", "hmdb_swap"] = "none"
+
+    @property
+    def is_world(self) -> bool:
+        return self.lists.startswith("world:")
+
+    @property
+    def world_name(self) -> str:
+        """The world protocol dataset's name (``world:world_hmdb_fs`` -> ``world_hmdb_fs``)."""
+        return self.lists.split(":", 1)[1].strip("/")
+
+    @model_validator(mode="after")
+    def _where(self) -> ProtocolDataConfig:
+        if self.is_world:
+            if self.dataset is not None or self.videos is not None:
+                raise ValueError(f"{self.name}: a world dataset has its own lists and videos; leave dataset and "
+                                 "videos unset")
+            return self
+        if self.dataset is None or self.videos is None:
+            raise ValueError(f"{self.name}: published lists need dataset (hmdb51 or ucf101) and videos")
+        for what, path in (("lists", self.lists), ("videos", self.videos)):
+            if "://" not in path and not Path(os.path.expanduser(path)).is_dir():
+                raise ValueError(f"{self.name}: {what} {path} is not a directory")
+        return self
+
+
+class FewShotConfig(StrictModel):
+    """The few-shot protocol (paper Table 2): fine-tune on each K-shot list of split-1 train, test
+    on split-1 test against every class."""
+
+    data: ProtocolDataConfig
+    ks: list[int] = Field(default_factory=lambda: [2, 4, 8, 16], min_length=1)
+    finetune: FinetuneConfig = _finetune(50, 2e-6, 5)  # TC-CLIP configs/few_shot.yaml
+
+    @field_validator("ks")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if any(k < 1 for k in v) or len(set(v)) != len(v):
+            raise ValueError(f"ks must be distinct positive shot counts, got {v}")
+        return v
+
+
+class BaseToNovelConfig(StrictModel):
+    """The base-to-novel protocol (paper Table 3): fine-tune on each seed's 16-shot base list, test
+    base against base names and novel against novel names with the same checkpoint."""
+
+    data: ProtocolDataConfig
+    seeds: list[int] = Field(default_factory=lambda: [1, 2, 3], min_length=1,
+                             description="the published base lists' seeds")
+    shots: int = Field(16, ge=1, description="training videos per base class in each list")
+    generated_classes: Literal["all", "base"] = Field(
+        "all", description="pre-train on the generated clips of every class (the paper generates each "
+        "dataset's categories) or of the base classes only")
+    n_boot: int = Field(10_000, ge=100, description="bootstrap resamples of the seeds for HM's CI")
+    finetune: FinetuneConfig = _finetune(12, 3.33e-6, 2)  # TC-CLIP configs/base2novel.yaml
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds must be distinct, got {v}")
+        return v
+
+
+class LongTailConfig(StrictModel):
+    """The long-tail protocol (paper Table 4, after Perrett et al.): a long-tailed training set drawn
+    from split-1 train with an exponential, seeded profile, a class-balanced test set from split-1
+    test, mean per-class accuracy overall and per Head / Tail / Few group."""
+
+    data: ProtocolDataConfig  # published: lists = the official split files
+    n_max: int = Field(70, ge=1, description="videos of the most populous class (HMDB-51 split-1: 70 per class)")
+    imbalance: float = Field(10.0, ge=1.0, description="I = n_max / n_min before capping")
+    profile_seed: int = Field(0, description="draws the class order and the videos")
+    test_per_class: int | None = Field(None, ge=1, description="balanced test videos per class (default: as "
+                                       "many as the smallest class has)")
+    # TC-CLIP publishes no long-tail recipe; its few-shot one fine-tunes on a set of this size
+    # (HMDB-51 16-shot: 816 videos, a long-tailed HMDB-51 about 1,400).
+    finetune: FinetuneConfig = _finetune(50, 2e-6, 5)
+
+
 class EvaluateConfig(StrictModel):
     """Zero-shot evaluation: every split scored only against its own class names."""
 
@@ -597,6 +785,22 @@ class EvaluateConfig(StrictModel):
     baseline: bool = Field(True, description="also evaluate the backbone without generated data")
     pool: ActorPoolConfig = ActorPoolConfig(batch_size=8)
     seed: int = 0
+    batched: Literal["auto", "on", "off"] = Field(
+        "auto", description="score several videos per forward pass (auto: on an actor with a GPU); the CPU "
+        "default scores one video per pass")
+    videos_per_forward: int = Field(16, ge=1, description="videos per forward pass when batched")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="autocast of the forward pass; auto: bf16 on a GPU that has it, else fp16; fp32 on CPU")
+
+
+class AnalysisConfig(StrictModel):
+    """``ray-pipeline analyze``: what the generated data looks like (Table 8, Figure 1) and the
+    data-quality report. Features come from the score stage's CLIP (``score.model``, frames, dtype)."""
+
+    tsne_seed: int = 0
+    frames_per_strip: int = Field(6, ge=1, description="frames per clip in the report's frame strips")
+    clips_per_strip: int = Field(3, ge=1, description="clips in each class's most / least uncertain strip")
+    pool: ActorPoolConfig | None = Field(None, description="feature extraction actors; default: score.pool")
 
 
 class AnomalyDatasetConfig(StrictModel):
@@ -674,7 +878,7 @@ class AnomalyConfig(StrictModel):
     ``topk_ce`` (Lv et al.'s MIL baseline, which fine-tunes the model; the paper's MIL row).
     """
 
-    dataset: AnomalyDatasetConfig | None = None
+    dataset: AnomalyDatasetConfig
     head: Literal["ranking", "topk_ce"] = "topk_ce"
     num_segments: int = Field(32, ge=1)
     clip_len: int = Field(16, ge=1, description="frames per clip unit (16: the reference's C3D clips)")
@@ -703,8 +907,8 @@ class AnomalyConfig(StrictModel):
 
 class ExperimentConfig(StrictModel):
     name: str = "experiment"
-    task: Literal["zero_shot", "anomaly"] = Field("zero_shot",
-                                                  description="the evaluation task's recipe (ray_pipeline/tasks/)")
+    task: Literal["zero_shot", "few_shot", "base_to_novel", "long_tail", "anomaly"] = Field(
+        "zero_shot", description="the evaluation task's recipe (ray_pipeline/tasks/)")
     seed: int = 0
     cache_dir: str = Field(
         "~/.cache/ray_pipeline", description="built artefacts shared across runs (world data, models)"
@@ -721,16 +925,19 @@ class ExperimentConfig(StrictModel):
     world: WorldConfig = WorldConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
-    anomaly: AnomalyConfig = AnomalyConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
+    few_shot: FewShotConfig | None = None
+    base_to_novel: BaseToNovelConfig | None = None
+    long_tail: LongTailConfig | None = None
+    anomaly: AnomalyConfig | None = None
 
     @model_validator(mode="after")
-    def _task_inputs(self) -> ExperimentConfig:
-        if self.task == "anomaly":
-            if self.anomaly.dataset is None:
-                raise ValueError("task anomaly needs anomaly.dataset (UCF-Crime's files, or "
-                                 "world:world_ucf_crime/...)")
-            if self.train.model != "xclip":
-                raise ValueError(f"task anomaly trains X-CLIP (train.model: xclip), got {self.train.model!r}")
+    def _task_section(self) -> ExperimentConfig:
+        for task in ("few_shot", "base_to_novel", "long_tail", "anomaly"):
+            if self.task == task and getattr(self, task) is None:
+                raise ValueError(f"task {task} needs a {task}: section (its data and fine-tuning)")
+        if self.task == "anomaly" and self.train.model != "xclip":
+            raise ValueError(f"task anomaly trains X-CLIP (train.model: xclip), got {self.train.model!r}")
         return self
 
     def resolved_cache_dir(self) -> Path:

@@ -84,6 +84,11 @@ class Pipeline:
             self.write_summary(results)
         return results
 
+    def run_extra(self, stage: Stage, results: Inputs) -> StageResult:
+        """Run a stage outside the task's recipe (``analyze``) on the rows ``run`` handed over,
+        with the same console lines and nested tracking run as the task's own stages."""
+        return self._run_stage(stage, results)
+
     def _resolve(self, stage: Stage, results: Inputs) -> StageResult:
         try:
             return stage.resolve(self.context(stage), results)

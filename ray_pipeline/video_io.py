@@ -6,13 +6,27 @@ when complete, so a crash never leaves a half-written file under a final name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from ray_pipeline.runstore import RunStore, local_copy
+
+@contextlib.contextmanager
+def readable(uri: str) -> Iterator[str]:
+    """A local path for ``uri``: itself when it is one, else a temporary download. The run store
+    (and pyarrow) is imported only for a URI, so decoding local clips needs neither (the GPU check
+    decodes on a machine without them)."""
+    if "://" not in str(uri):
+        yield str(uri)
+        return
+    from ray_pipeline.runstore import local_copy
+
+    with local_copy(uri) as local:
+        yield local
 
 
 def encode_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int = 8, crf: int = 18) -> None:
@@ -41,6 +55,8 @@ def encode_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int = 8, crf: i
 
 def write_mp4(frames: np.ndarray, uri: str, fps: int = 8) -> int:
     """Atomically write a clip to ``uri`` (local path or any pyarrow.fs URI); returns its size."""
+    from ray_pipeline.runstore import RunStore
+
     store, rel = RunStore.split(uri)
     with tempfile.TemporaryDirectory(prefix="ray_pipeline_enc_") as tmp:
         local = Path(tmp) / "clip.mp4"
@@ -74,7 +90,7 @@ def read_frames(uri: str, indices: np.ndarray | None = None, num_segments: int |
     mode). Remote URIs are fetched to a temporary file first (decord reads local files)."""
     import decord
 
-    with local_copy(uri) as local_path:
+    with readable(uri) as local_path:
         reader = decord.VideoReader(local_path, ctx=decord.cpu(0), num_threads=1)
         n = len(reader)
         if indices is None:
@@ -108,5 +124,5 @@ def _read_frames_pyav(path: str, indices: list[int]) -> np.ndarray:
 def count_frames(uri: str) -> int:
     import decord
 
-    with local_copy(uri) as local_path:
+    with readable(uri) as local_path:
         return len(decord.VideoReader(local_path, ctx=decord.cpu(0), num_threads=1))

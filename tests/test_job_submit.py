@@ -400,7 +400,8 @@ def test_documented_local_submission(tmp_path, tiny_clip):
     # The rest of the quickstart: a trained model and the zero-shot summary.
     assert (run_dir / "train" / "result.json").is_file()
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert [r["role"] for r in summary["rows"]] == ["generated"], summary["rows"]  # baseline off (tiny overrides)
+    # The backbone row is off (tiny overrides); the recipe's source-trained model is the baseline row.
+    assert [r["role"] for r in summary["rows"]] == ["baseline", "generated"], summary["rows"]
     # MLflow: runs in the run directory's sqlite, and their artifacts (each stage's config.yaml)
     # there too. MLflow's default artifact root is ./mlruns of the *current directory*, which for a
     # job is Ray's temporary copy of the working directory, deleted with the session.

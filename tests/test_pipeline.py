@@ -197,3 +197,34 @@ def test_local_run_starts_its_own_cluster_despite_a_stale_cluster_file(tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
     assert "[generate] done" in done.stderr
     assert RunStore(tmp_path / "run").manifest("generate", "clip_id").read().num_rows == 2
+
+
+@pytest.mark.integration
+def test_portable_numerics_pin_the_workers_kernels(ray_cluster):
+    """The local cluster's workers compute with AVX2 kernels (the same bits on any x86 machine
+    with AVX2), whatever this machine's widest instruction set is."""
+    import ray
+
+    from ray_pipeline.cluster import portable_kernel_env
+
+    env = portable_kernel_env()
+    if not env:
+        pytest.skip("no AVX2 on this machine: nothing to pin")
+
+    @ray.remote(num_cpus=0)
+    def kernels() -> tuple[dict, str]:
+        import torch
+
+        return {k: os.environ.get(k) for k in env}, torch.backends.cpu.get_cpu_capability()
+
+    seen, capability = ray.get(kernels.remote())
+    assert seen == env and capability == "AVX2"
+
+
+def test_torch_threads_follow_the_numerics_setting():
+    from ray_pipeline.cluster import torch_threads
+    from ray_pipeline.config import RayConfig
+
+    assert torch_threads(RayConfig(), 3.5) == 1
+    assert torch_threads(RayConfig(numerics="native"), 3.5) == 3
+    assert torch_threads(RayConfig(numerics="native", torch_threads=2), 0.5) == 2

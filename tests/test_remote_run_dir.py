@@ -99,7 +99,7 @@ def test_run_train_resume_and_evaluate_with_the_run_directory_in_s3(tmp_path, mo
     assert store.manifest("evaluate", "eval_id").read().num_rows == n
     summary = json.loads(store.read_text("summary.json"))
     [row] = summary["rows"]
-    assert row["label"].startswith("vificlip+generated") and row["role"] == "generated"
+    assert row["label"].startswith("ViFi-CLIP + generated") and row["role"] == "generated"
     entry = row["datasets"]["tiny"]
     assert entry["videos"] == n and entry["top1"]["n"] == 2 and entry["corrupt_videos"] == 0
     assert 0.0 <= entry["top1"]["mean"] <= 100.0 and entry["top1"]["std"] >= 0.0

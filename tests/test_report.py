@@ -16,20 +16,41 @@ from ray_pipeline.runstore import RunStore
 TRAINED = "tcclip+generated (ul, synthetic)"
 
 
-def _summary(values: dict[str, list[float]], baseline: dict[str, list[float]] | None = None) -> dict:
-    """A summary.json as the zero-shot task writes it, from per-split accuracies."""
+def _summary(values: dict[str, list[float]], baseline: dict[str, list[float]] | None = None, *, seed: int = 0,
+             source: dict[str, list[float]] | None = None) -> dict:
+    """A summary.json as the zero-shot task writes it, from per-split accuracies: the backbone
+    (``baseline`` here, as the old report called it), the source-trained model, the generated one."""
     def entry(per_split: list[float]) -> dict:
-        return {"top1": describe({(0, f"val{i + 1}"): v for i, v in enumerate(per_split)}),
+        return {"top1": describe({(seed, f"val{i + 1}"): v for i, v in enumerate(per_split)}),
                 "videos": 10, "corrupt_videos": 0}
 
     rows = []
     if baseline:
         rows.append({"label": BASELINE, "role": "backbone", "seeds": [],
                      "datasets": {ds: entry(v) for ds, v in baseline.items()}})
-    rows.append({"label": TRAINED, "role": "generated", "seeds": [0],
+    if source:
+        rows.append({"label": "TC-CLIP (source)", "role": "baseline", "seeds": [seed],
+                     "datasets": {ds: entry(v) for ds, v in source.items()}})
+    rows.append({"label": TRAINED, "role": "generated", "seeds": [seed],
                  "datasets": {ds: entry(v) for ds, v in values.items()}})
     return {"task": "zero_shot", "rows": rows,
             "protocol": {"num_clips": 2, "num_frames": 8, "std": "population (ddof=0)"}}
+
+
+def _expected(per_seed: list[list[float]], *, seeds: int | None = None, expected_seeds: int | None = None) -> str:
+    """A cell's text computed here with numpy and scipy: mean ± population std over every
+    (seed, split), Student-t CI over the per-seed means (over the splits with one seed)."""
+    from scipy import stats as st
+
+    values = [v for splits in per_seed for v in splits]
+    units = [float(np.mean(s)) for s in per_seed] if len(per_seed) >= 2 else values
+    half = st.t.ppf(0.975, len(units) - 1) * np.std(units, ddof=1) / np.sqrt(len(units))
+    mean = np.mean(values)
+    ci = f" [{np.mean(units) - half:.1f}, {np.mean(units) + half:.1f}]"
+    if seeds is None:
+        return f"{mean:.1f} ± {np.std(values):.1f}{ci} (n={len(values)})"
+    tail = f" of {expected_seeds}" if expected_seeds and expected_seeds != seeds else ""
+    return f"{mean:.1f} ± {np.std(values):.1f}{ci} ({seeds} seed{'s' if seeds != 1 else ''}{tail}, n={len(values)})"
 
 
 def _fake_sweep(root: Path, axes: list[dict], trials: list[tuple[dict, dict | None]],
@@ -42,7 +63,7 @@ def _fake_sweep(root: Path, axes: list[dict], trials: list[tuple[dict, dict | No
         key = f"k{i:03d}"
         keys.append(key)
         records.append({"key": key, "index": i, "name": "fake", "variant": variant, "data_group": "g",
-                        "evaluate_baseline": i == 0, "config": config})
+                        "config": config})
         d = root / "trials" / key
         d.mkdir(parents=True)
         (d / "attempts.jsonl").write_text('{"started": 0}\n')
@@ -57,16 +78,14 @@ def _fake_sweep(root: Path, axes: list[dict], trials: list[tuple[dict, dict | No
 def test_table6_layout_with_mean_and_population_std_over_seeds(tmp_path):
     rng = np.random.default_rng(0)
     strategies = ["ie", "basic", "env", "cha"]  # file order differs from the paper's
-    trials, expected = [], {}
+    trials, per_seed = [], {}
     for s in strategies:
-        per_seed = []
         for seed in (0, 1, 2):
             splits = {"world_hmdb": list(rng.uniform(20, 60, 3)), "world_ucf": list(rng.uniform(30, 70, 3))}
-            base = {"world_hmdb": [30.0, 31.0, 32.0], "world_ucf": [40.0, 40.0, 40.0]} if not trials else None
-            trials.append(({"prompts.strategy": s, "train.seed": seed}, _summary(splits, base)))
-            per_seed.append({ds: np.mean(v) for ds, v in splits.items()})
-        expected[s] = {ds: (np.mean([p[ds] for p in per_seed]), np.std([p[ds] for p in per_seed]))
-                       for ds in ("world_hmdb", "world_ucf")}
+            base = {"world_hmdb": [30.0, 31.0, 32.0], "world_ucf": [40.0, 41.0, 42.0]} if not trials else None
+            trials.append(({"prompts.strategy": s, "train.seed": seed}, _summary(splits, base, seed=seed)))
+            for ds, v in splits.items():
+                per_seed.setdefault((s, ds), []).append(v)
     root = tmp_path / "sweep"
     _fake_sweep(root, [{"path": "prompts.strategy", "kind": "grid", "spec": strategies},
                        {"path": "train.seed", "kind": "grid", "spec": [0, 1, 2]}], trials)
@@ -77,12 +96,15 @@ def test_table6_layout_with_mean_and_population_std_over_seeds(tmp_path):
     rows = [line for line in md.splitlines() if line.startswith("| +") or line.startswith(f"| {BASELINE}")]
     assert [r.split(" | ")[0][2:] for r in rows[:5]] == [BASELINE, "+Basic", "+Cha", "+Env", "+IE"]
     for s, label in zip(["basic", "cha", "env", "ie"], ["+Basic", "+Cha", "+Env", "+IE"]):
-        cells = [f"{m:.1f} ± {sd:.1f} (n=3)" for m, sd in (expected[s]["world_hmdb"], expected[s]["world_ucf"])]
+        cells = [_expected(per_seed[(s, ds)], seeds=3) for ds in ("world_hmdb", "world_ucf")]
         assert f"| {label} | {cells[0]} | {cells[1]} |" in md
-    assert f"| {BASELINE} | 31.0 (n=1) | 40.0 (n=1) |" in md
+    # The backbone, shared by every trial: its splits once (CI over splits: t(0.975, 2) * 1 / sqrt(3)).
+    assert f"| {BASELINE} | 31.0 ± 0.8 [28.5, 33.5] (n=3) | 41.0 ± 0.8 [38.5, 43.5] (n=3) |" in md
     assert "| +IE | 61.0 |" in md  # the paper's Table 6 row, for reference
+    # IE against each other strategy, paired by seed and split.
+    assert md.count("| +IE − +") == 3 * 2
     html = (root / "report.html").read_text()
-    assert html.count("<table>") == 3 and f"{expected['ie']['world_hmdb'][0]:.1f} ± " in html
+    assert html.count("<table>") == 4 and _expected(per_seed[("ie", "world_hmdb")], seeds=3)[:6] in html
 
 
 def test_table7_layout_and_missing_results(tmp_path):
@@ -91,7 +113,8 @@ def test_table7_layout_and_missing_results(tmp_path):
         for seed in (0, 1):
             done = not (loss == "uf" and seed == 1)  # one trial has no results yet
             trials.append(({"train.loss": loss, "train.seed": seed},
-                           _summary({"hmdb": [50.0 + seed, 52.0 + seed]}) if done else None))
+                           _summary({"hmdb": [50.0 + seed, 52.0 + seed + (loss == "ul")]}, seed=seed,
+                                    source={"hmdb": [45.0 + seed, 46.0 + seed]}) if done else None))
     root = tmp_path / "sweep"
     _fake_sweep(root, [{"path": "train.loss", "kind": "grid", "spec": ["ul", "ls", "uf", "uw"]}], trials)
     write_report(RunStore(root))
@@ -99,8 +122,14 @@ def test_table7_layout_and_missing_results(tmp_path):
     assert "Table 7 layout" in md
     order = [line.split(" | ")[0][2:] for line in md.splitlines() if line.startswith("| +")]
     assert order[:4] == ["+LS", "+UW", "+UF", "+UL"]
-    assert "| +UL | 51.5 ± 0.5 (n=2) |" in md  # seeds 51.0 and 52.0
-    assert "| +UF | 51.0 (n=1 of 2) |" in md
+    assert f"| +UL | {_expected([[50.0, 53.0], [51.0, 54.0]], seeds=2)} |" in md
+    assert f"| +UF | {_expected([[50.0, 52.0]], seeds=1, expected_seeds=2)} |" in md
+    # The source-trained baseline, once per seed however many trials evaluated it.
+    assert f"| TC-CLIP (source) | {_expected([[45.0, 46.0], [46.0, 47.0]])} |" in md
+    # UL - LS paired by (seed, split): differences 0, 1, 0, 1 -> per-seed means 0.5, 0.5: CI of width 0.
+    assert "| +UL − +LS | hmdb | +0.5 | [+0.5, +0.5] | 4 | seeds | yes |" in md
+    # UL - UF: UF has seed 0 only, so 2 pairs (differences 0 and 1), one seed: CI over the pairs... none.
+    assert "| +UL − +UF | hmdb | +0.5 |" in md
     assert "| pending |" not in md and "| started |" in md  # the unfinished trial is listed
 
 
@@ -156,7 +185,7 @@ def test_two_sweeps_combine_into_table7_columns(tmp_path, capsys):
     for ds, offset in (("ucf", 80.0), ("hmdb", 55.0)):
         trials = [({"train.loss": loss, "train.seed": seed},
                    _summary({ds: [offset + i + seed, offset + i + seed]},
-                            {ds: [offset - 5]} if i == seed == 0 else None))
+                            {ds: [offset - 5]} if i == seed == 0 else None, seed=seed))
                   for i, loss in enumerate(("ls", "uw", "uf", "ul")) for seed in (0, 1)]
         _fake_sweep(tmp_path / ds, [{"path": "train.loss", "kind": "grid", "spec": ["ls", "uw", "uf", "ul"]}], trials,
                     datasets=[ds])
@@ -165,6 +194,7 @@ def test_two_sweeps_combine_into_table7_columns(tmp_path, capsys):
     md = (tmp_path / "table7" / "report.md").read_text()
     assert md == capsys.readouterr().out
     assert "| Method | ucf | hmdb |" in md and "Table 7 layout" in md
-    assert f"| {BASELINE} | 75.0 (n=1) | 50.0 (n=1) |" in md
-    assert "| +UL | 83.5 ± 0.5 (n=2) | 58.5 ± 0.5 (n=2) |" in md
+    assert f"| {BASELINE} | 75.0 ± 0.0 (n=1) | 50.0 ± 0.0 (n=1) |" in md
+    assert (f"| +UL | {_expected([[83.0, 83.0], [84.0, 84.0]], seeds=2)} | "
+            f"{_expected([[58.0, 58.0], [59.0, 59.0]], seeds=2)} |") in md
     assert main(["report", dirs[0], str(tmp_path / "nothing")]) == 1

@@ -46,13 +46,17 @@ def test_two_workers_match_one_worker_on_the_same_global_batch(tmp_path, ray_clu
         assert losses[2][epoch] == pytest.approx(losses[1][epoch], rel=1e-4, abs=1e-5)
 
 
-def _kill_a_worker_after_first_checkpoint(run_dir, killed: list) -> None:
+def _kill_a_worker_after_first_checkpoint(run_dir, killed: list, raylet_pid: int) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if list(run_dir.glob("train/ray/*/checkpoint_*/train_state.json")):
             for proc in psutil.process_iter(["cmdline"]):
                 cmd = " ".join(proc.info["cmdline"] or [])
-                if cmd.startswith("ray::RayTrainWorker"):
+                try:  # this cluster's worker: other Ray clusters may run on the machine
+                    ours = proc.environ().get("RAY_RAYLET_PID") == str(raylet_pid)
+                except (psutil.AccessDenied, psutil.NoSuchProcess):
+                    continue
+                if cmd.startswith("ray::RayTrainWorker") and ours:
                     proc.kill()
                     killed.append(proc.pid)
                     return
@@ -65,7 +69,10 @@ def test_killed_worker_is_replaced_and_training_resumes(tmp_path, ray_cluster, t
     cfg.generate.clips_per_class = 16  # slow enough that the kill lands mid-run
     write_synthetic_clips(store, cfg)
     killed: list[int] = []
-    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(tmp_path / "run", killed))
+    import ray
+
+    raylet = ray._private.worker._global_node.all_processes["raylet"][0].process.pid
+    killer = threading.Thread(target=_kill_a_worker_after_first_checkpoint, args=(tmp_path / "run", killed, raylet))
     killer.start()
     stats = run_stage(cfg, store, "train")
     killer.join()

@@ -24,17 +24,17 @@ def test_runs_are_looked_up_by_tag_across_processes(tmp_path, monkeypatch):
     first = SweepTracker(uri, "exp", "sweep-1", root.root)
     parent = first.parent_run("s", {"sweep.axis.train.loss": "{grid: [ls, ul]}"}, {})
     run = first.trial_run(parent, "abc123")
-    first.log_epoch(run, {"epoch": 0, "loss": 2.0, "lr": 1e-4,
-                          "checkpoint_path": f"{root.root}/trials/abc123/train/ray/synthetic-0f/checkpoint_x"})
+    checkpoint = f"{root.root}/trials/abc123/train/ray/synthetic-0123456789abcdef/checkpoint_x"
+    first.log_epoch(run, {"epoch": 0, "loss": 2.0, "lr": 1e-4, "checkpoint_path": checkpoint})
     # A "restored" sweep: a new tracker with nothing in memory finds the same runs.
     second = SweepTracker(uri, "exp", "sweep-1", root.root)
     assert second.parent_run("s", {"sweep.axis.train.loss": "{grid: [ls, ul]}"}, {}) == parent
     assert second.trial_run(parent, "abc123") == run
-    second.finish_trial("abc123", {"eval.world_hmdb.top1_mean": 41.0, "final": 1, "epoch": 3}, "FINISHED")
+    second.finish_trial("abc123", {"world_hmdb.generated.top1_mean": 41.0, "final": 1, "epoch": 3}, "FINISHED")
     # A third launch that re-reports the finished trial does not log its metrics twice.
     third = SweepTracker(uri, "exp", "sweep-1", root.root)
     third.trial_run(parent, "abc123")
-    third.finish_trial("abc123", {"eval.world_hmdb.top1_mean": 41.0}, "FINISHED")
+    third.finish_trial("abc123", {"world_hmdb.generated.top1_mean": 41.0}, "FINISHED")
     # Another sweep's trial with the same key is another run.
     other = SweepTracker(uri, "exp", "sweep-2", root.root)
     assert other.trial_run(other.parent_run("s2", {}, {}), "abc123") != run
@@ -47,7 +47,7 @@ def test_runs_are_looked_up_by_tag_across_processes(tmp_path, monkeypatch):
     assert r.data.tags["mlflow.parentRunId"] == parent and r.data.tags["variant"] == "+UL"
     assert r.data.tags["variant.train.seed"] == "1" and r.data.params["train.loss"] == "ul"
     assert r.info.status == "FINISHED"
-    assert [m.value for m in client.get_metric_history(run, "eval.world_hmdb.top1_mean")] == [41.0]
+    assert [m.value for m in client.get_metric_history(run, "world_hmdb.generated.top1_mean")] == [41.0]
     assert [(m.step, m.value) for m in client.get_metric_history(run, "train.synthetic.loss")] == [(0, 2.0)]
     assert "final" not in r.data.metrics and "epoch" not in r.data.metrics
     assert {"report.md", "trial.json"} <= {a.path for a in client.list_artifacts(run)}

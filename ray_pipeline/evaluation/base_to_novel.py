@@ -356,3 +356,42 @@ def _bootstrap_hm_ci(base: np.ndarray, novel: np.ndarray, n_boot: int, seed: int
     alpha = (1.0 - level) / 2.0
     lo, hi = np.quantile(hm, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
+
+
+def paired_hm_difference(a: tuple[Mapping[int, float], Mapping[int, float]],
+                         b: tuple[Mapping[int, float], Mapping[int, float]], *, n_boot: int = 10_000,
+                         boot_seed: int = 0, level: float = 0.95) -> dict:
+    """HM of model A minus HM of model B, each from its seed means, with a paired percentile
+    bootstrap over the seeds (a resample draws the same seeds for both models).
+
+    Args:
+        a: model A's (base accuracy by seed, novel accuracy by seed).
+        b: model B's, over the same seeds.
+        n_boot: bootstrap resamples.
+        boot_seed: the bootstrap's random seed.
+        level: the interval's coverage.
+
+    Returns:
+        ``{diff_mean, ci95, n_pairs, ci_over, significant}`` as ``statistics.paired_difference``
+        gives them (``ci95`` None and ``significant`` None for one seed).
+    """
+    seeds = sorted(set(a[0]) & set(a[1]) & set(b[0]) & set(b[1]))
+    if not seeds:
+        raise ValueError("the two models share no seed")
+    arr = {name: np.array([m[s] for s in seeds], dtype=np.float64)
+           for name, m in (("ab", a[0]), ("an", a[1]), ("bb", b[0]), ("bn", b[1]))}
+    diff = (harmonic_mean(float(arr["ab"].mean()), float(arr["an"].mean()))
+            - harmonic_mean(float(arr["bb"].mean()), float(arr["bn"].mean())))
+    ci = None
+    if len(seeds) > 1:
+        idx = np.random.default_rng(boot_seed).integers(0, len(seeds), size=(n_boot, len(seeds)))
+
+        def hm(base: np.ndarray, novel: np.ndarray) -> np.ndarray:
+            bm, nm = base[idx].mean(axis=1), novel[idx].mean(axis=1)
+            return np.divide(2.0 * bm * nm, bm + nm, out=np.zeros_like(bm), where=bm + nm > 0)
+
+        d = hm(arr["ab"], arr["an"]) - hm(arr["bb"], arr["bn"])
+        alpha = (1.0 - level) / 2.0
+        ci = [float(x) for x in np.quantile(d, [alpha, 1.0 - alpha])]
+    return {"diff_mean": float(diff), "ci95": ci, "n_pairs": len(seeds), "ci_over": "bootstrap over seeds",
+            "significant": None if ci is None else bool(ci[0] > 0 or ci[1] < 0)}

@@ -2,7 +2,8 @@
 
 A backend is built once per Ray actor (model loading is expensive) and then called on batches:
 one prompt and one seed per clip in, one uint8 clip (T, H, W, 3) per prompt out. Backends register
-themselves by name; the generate stage looks them up from ``generate.backend``.
+themselves by name; the generate stage looks them up from ``generate.backend``. A backend that knows
+which of its clips failed (the procedural world does) says so through :meth:`VideoGenerator.failures`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,16 @@ class VideoGenerator(ABC):
     @abstractmethod
     def generate(self, prompts: list[str], seeds: list[int]) -> list[np.ndarray]:
         """Render one clip per prompt, each seeded by its own seed; uint8 arrays (T, H, W, 3)."""
+
+    def failures(self, prompts: list[str], seeds: list[int]) -> list[str | None] | None:
+        """How each of these clips failed (a failure mode's name; None: a good clip), or None when
+        the backend cannot tell, as for a real text-to-video model (the default).
+
+        Args:
+            prompts: the clips' prompts, as given to :meth:`generate`.
+            seeds: their seeds.
+        """
+        return None
 
 
 def register_generator(cls: type[VideoGenerator]) -> type[VideoGenerator]:

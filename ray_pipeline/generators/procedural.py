@@ -60,6 +60,12 @@ class ProceduralGenerator(VideoGenerator):
         modes = list(self.config.failure_modes)
         return modes[pick % len(modes)]
 
+    def failures(self, prompts: list[str], seeds: list[int]) -> list[str | None]:
+        """Every clip's failure mode (None: good); the world knows them, since it decides them."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        return [self.failure_of(s) for s in seeds]
+
     def scene(self, prompt: str, seed: int) -> Scene:
         """What a prompt renders as with this seed (before the seed's motion and camera details)."""
         parsed = parse_prompt(prompt)

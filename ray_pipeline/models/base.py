@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -47,6 +47,22 @@ class VideoFeatures:
 
     embedding: torch.Tensor
     context: torch.Tensor | None = None
+
+
+@dataclass
+class ClassText:
+    """The class-name side of a model computed once per class list (:meth:`VideoTextModel.encode_classes`).
+
+    Attributes:
+        names: the class names, in label order.
+        embedding: [K, P] normalised text embeddings, where the text does not depend on the video.
+        states: otherwise the model's video-independent part (TC-CLIP: the prompts' states after
+            text blocks 1..L-1), which :meth:`VideoTextModel.text_for` finishes per video.
+    """
+
+    names: tuple[str, ...]
+    embedding: torch.Tensor | None = None
+    states: Any = None
 
 
 def pooled(output: Any) -> torch.Tensor:
@@ -83,6 +99,18 @@ class PromptBatch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     eot_index: torch.Tensor
+    _copies: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def on(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask, eot_index) on ``device``, copied once per device: a training
+        step reuses the copy instead of copying the prompts (a host sync) every step."""
+        key = str(device)
+        if key not in self._copies:
+            # Normal tensors even when first asked for under inference mode: training may reuse them.
+            with torch.inference_mode(False):
+                self._copies[key] = tuple(t.to(device) for t in (self.input_ids, self.attention_mask, self.eot_index))
+        return self._copies[key]
 
 
 class PromptTokenizer:
@@ -118,20 +146,23 @@ class PromptTokenizer:
         if not key:
             raise ValueError("no class names given")
         prompts = [self.template.format(clean_class_name(c)) for c in key]
-        enc = self.tokenizer(
-            prompts,
-            padding="longest",
-            truncation=True,
-            max_length=self.context_length,
-            return_tensors="pt",
-        )
-        ids = enc["input_ids"]
-        is_eot = ids == self.tokenizer.eos_token_id
-        if not bool(is_eot.any(dim=1).all()):
-            bad = [prompts[i] for i in torch.nonzero(~is_eot.any(dim=1)).flatten().tolist()]
-            raise ValueError(f"prompts without an end-of-text token after tokenisation: {bad[:3]}")
-        # First occurrence: OpenAI's tokenizer pads with the end-of-text token itself.
-        eot = is_eot.int().argmax(dim=1)
+        # Normal tensors even when first asked for under inference mode (evaluation): the cache may
+        # serve a training step later, and autograd refuses inference tensors.
+        with torch.inference_mode(False):
+            enc = self.tokenizer(
+                prompts,
+                padding="longest",
+                truncation=True,
+                max_length=self.context_length,
+                return_tensors="pt",
+            )
+            ids = enc["input_ids"]
+            is_eot = ids == self.tokenizer.eos_token_id
+            if not bool(is_eot.any(dim=1).all()):
+                bad = [prompts[i] for i in torch.nonzero(~is_eot.any(dim=1)).flatten().tolist()]
+                raise ValueError(f"prompts without an end-of-text token after tokenisation: {bad[:3]}")
+            # First occurrence: OpenAI's tokenizer pads with the end-of-text token itself.
+            eot = is_eot.int().argmax(dim=1)
         batch = PromptBatch(ids, enc["attention_mask"], eot)
         self._cache[key] = batch
         if len(self._cache) > self._cache_size:
@@ -180,10 +211,25 @@ class VideoTextModel(nn.Module):
             return scale * video.embedding @ text.t()
         return scale * torch.einsum("bd,bkd->bk", video.embedding, text)
 
-    def class_logits(self, pixel_values: torch.Tensor, class_names: list[str]) -> torch.Tensor:
-        """Clips ``[B, T, 3, H, W]`` scored against every class name -> logits [B, K]."""
+    def encode_classes(self, class_names: list[str]) -> ClassText:
+        """What of the class-name side does not depend on the video, computed once per class list
+        (evaluation reuses it for every video of a split). Default: the whole text embedding."""
+        return ClassText(tuple(class_names), embedding=self.encode_text(class_names))
+
+    def text_for(self, video: VideoFeatures, classes: ClassText) -> torch.Tensor:
+        """The text embeddings for ``video`` from :meth:`encode_classes`' output: the same values as
+        ``encode_text(classes.names, video)``."""
+        if classes.embedding is None:
+            raise ValueError(f"{type(self).__name__} keeps no video-independent text embedding")
+        return classes.embedding
+
+    def class_logits(self, pixel_values: torch.Tensor, class_names: list[str],
+                     classes: ClassText | None = None) -> torch.Tensor:
+        """Clips ``[B, T, 3, H, W]`` scored against every class name -> logits [B, K]; ``classes``
+        (:meth:`encode_classes` of the same names) skips the video-independent text work."""
         video = self.encode_video(pixel_values)
-        return self.logits(video, self.encode_text(class_names, video))
+        text = self.encode_text(class_names, video) if classes is None else self.text_for(video, classes)
+        return self.logits(video, text)
 
     def forward(self, pixel_values: torch.Tensor, class_names: list[str]) -> torch.Tensor:
         """Same as :meth:`class_logits`; the entry point under DDP (hooks run on ``__call__``)."""

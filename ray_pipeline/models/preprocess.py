@@ -36,20 +36,26 @@ def clip_tensor(frames: np.ndarray, pre: Preprocess, *, train: bool,
     short side (TC-CLIP's multi-scale crop, simplified), resized to S, flipped with p = 0.5; the
     same crop and flip for every frame of the clip.
     """
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    # Cropped while still uint8, then made float: the same values as converting the whole frame
+    # first (both are elementwise), in about half the CPU time for a 720x480 clip (bench_loader.py).
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     _, _, h, w = x.shape
     short = min(h, w)
+    flip = False
     if train:
         rng = rng or np.random.default_rng()
         side = max(1, int(round(short * rng.uniform(0.66, 1.0))))
         top = int(rng.integers(0, h - side + 1))
         left = int(rng.integers(0, w - side + 1))
         x = x[:, :, top:top + side, left:left + side]
-        if rng.random() < 0.5:
-            x = x.flip(-1)
+        flip = rng.random() < 0.5
     else:
         top, left = (h - short) // 2, (w - short) // 2
         x = x[:, :, top:top + short, left:left + short]
+    # channels-last, as the permuted frames are: the resize below runs the same kernel on them
+    x = x.contiguous(memory_format=torch.channels_last).float() / 255.0
+    if flip:
+        x = x.flip(-1)
     if x.shape[-1] != pre.image_size:
         x = F.interpolate(x, size=(pre.image_size, pre.image_size), mode="bilinear", align_corners=False,
                           antialias=True)

@@ -32,6 +32,7 @@ from torch import nn
 from transformers import CLIPModel, PreTrainedTokenizerBase
 
 from ray_pipeline.models.base import (
+    ClassText,
     PromptTokenizer,
     VideoFeatures,
     VideoTextModel,
@@ -351,7 +352,7 @@ class TCCLIP(VideoTextModel):
             # checked on the CPU copy, so it costs no device synchronisation
             if not bool((batch.input_ids[:, 1 : 1 + self.n_ctx] == torch.tensor(self._ctx_ids)).all()):
                 raise ValueError("prompts do not start with the template's context words")
-        ids = batch.input_ids.to(device)
+        ids, _, eot = batch.on(device)
         emb = tm.embeddings.token_embedding(ids)
         if self.prompt_learner is not None:
             ctx = self.prompt_learner.ctx.to(emb.dtype).unsqueeze(0).expand(ids.shape[0], -1, -1)
@@ -359,28 +360,41 @@ class TCCLIP(VideoTextModel):
         h = tm.embeddings(inputs_embeds=emb)
         for layer in tm.encoder.layers[:num_layers]:
             h = encoder_block(layer, h, causal=True)
-        return h, batch.eot_index.to(device)
+        return h, eot
 
     def encode_text(self, class_names: list[str], video: VideoFeatures | None = None) -> torch.Tensor:
         """Normalised class embeddings: [B, K, P] with VP (needs ``video``), else [K, P]."""
         tm = self.clip.text_model
-        layers = tm.encoder.layers
         if self.prompt_generation is None:
-            h, eot = self._prompt_states(class_names, len(layers))
+            h, eot = self._prompt_states(class_names, len(tm.encoder.layers))
             pooled = tm.final_layer_norm(h[torch.arange(h.shape[0], device=h.device), eot])
             return normalize(self.clip.text_projection(pooled))
         if video is None or video.context is None:
             raise ValueError("TC-CLIP with video prompting needs the video's context tokens")
+        return self.text_for(video, self.encode_classes(class_names))
 
-        # Blocks 1..L-1 do not depend on the video: once per batch of class names.
-        h, eot = self._prompt_states(class_names, len(layers) - 1)
+    def encode_classes(self, class_names: list[str]) -> ClassText:
+        """With VP: the prompts after text blocks 1..L-1, which do not depend on the video (the last
+        block is video-conditional); without: the finished embeddings."""
+        if self.prompt_generation is None:
+            return ClassText(tuple(class_names), embedding=self.encode_text(class_names))
+        blocks = len(self.clip.text_model.encoder.layers) - 1
+        return ClassText(tuple(class_names), states=self._prompt_states(class_names, blocks))
+
+    def text_for(self, video: VideoFeatures, classes: ClassText) -> torch.Tensor:
+        """VP and the last text block per video on :meth:`encode_classes`' states: [B, K, P]."""
+        if classes.embedding is not None:
+            return classes.embedding
+        if video.context is None:
+            raise ValueError("TC-CLIP with video prompting needs the video's context tokens")
+        h, eot = classes.states
         arange = torch.arange(h.shape[0], device=h.device)
         # Under the causal mask the context positions see only SOS and the context vectors, so
         # their states are the same for every class: VP runs once per video.
         vision = video.context.detach() if self.stop_grad else video.context
         ctx_states = h[0, 1 : 1 + self.n_ctx]
         ctx_new = self.prompt_generation(ctx_states.unsqueeze(0).expand(vision.shape[0], -1, -1), vision)
-        return normalize(self._last_block_eot(layers[-1], h, eot, arange, ctx_new))
+        return normalize(self._last_block_eot(self.clip.text_model.encoder.layers[-1], h, eot, arange, ctx_new))
 
     def _last_block_eot(
         self,

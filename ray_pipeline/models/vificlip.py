@@ -57,13 +57,9 @@ class ViFiCLIP(VideoTextModel):
 
     def encode_text(self, class_names: list[str], video: VideoFeatures | None = None) -> torch.Tensor:
         """[K, P] normalised class embeddings; ``video`` is ignored (text is video-independent)."""
-        batch = self.prompts(class_names)
-        device = self.clip.logit_scale.device
-        out = self.clip.text_model(
-            input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)
-        )
+        ids, mask, eot = self.prompts(class_names).on(self.clip.logit_scale.device)
+        out = self.clip.text_model(input_ids=ids, attention_mask=mask)
         # Pool at the tokenizer's end-of-text position (what get_text_features does when the
         # config's eos_token_id is right; old OpenAI configs say 2 and HF falls back to argmax).
-        eot = batch.eot_index.to(device)
-        states = out.last_hidden_state[torch.arange(eot.shape[0], device=device), eot]
+        states = out.last_hidden_state[torch.arange(eot.shape[0], device=eot.device), eot]
         return normalize(self.clip.text_projection(states))

@@ -37,7 +37,7 @@ from transformers import (
     XCLIPModel,
 )
 
-from ray_pipeline.models.base import PromptTokenizer, VideoFeatures, VideoTextModel, normalize, register
+from ray_pipeline.models.base import ClassText, PromptTokenizer, VideoFeatures, VideoTextModel, normalize, register
 
 DEFAULT_XCLIP_BACKBONE = "microsoft/xclip-base-patch32"
 # Parameter-name prefixes of X-CLIP's modules that CLIP does not have (X-CLIP's 10x LR group).
@@ -109,24 +109,29 @@ class XCLIP(VideoTextModel):
 
     def _class_embeddings(self, class_names: list[str]) -> torch.Tensor:
         """[K, P] projected text embeddings before video-specific prompting."""
-        batch = self.prompts(class_names)
-        device = self.clip.logit_scale.device
+        ids, mask, eot = self.prompts(class_names).on(self.clip.logit_scale.device)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_text):
-            out = self.clip.text_model(
-                input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device)
-            )
+            out = self.clip.text_model(input_ids=ids, attention_mask=mask)
             # last_hidden_state already went through final_layer_norm; pool at the first
             # end-of-text token (HF's legacy argmax pooling agrees when EOT is the top id).
-            eot = batch.eot_index.to(device)
-            states = out.last_hidden_state[torch.arange(eot.shape[0], device=device), eot]
+            states = out.last_hidden_state[torch.arange(eot.shape[0], device=eot.device), eot]
             return self.clip.text_projection(states)
 
     def encode_text(self, class_names: list[str], video: VideoFeatures | None = None) -> torch.Tensor:
         """[B, K, P] normalised class embeddings, prompted by each video's patch context."""
         if video is None or video.context is None:
             raise ValueError("X-CLIP's text embeddings depend on the video: pass encode_video's output")
-        text = self._class_embeddings(class_names)
-        text = text.unsqueeze(0).expand(video.context.shape[0], -1, -1)
+        return self.text_for(video, self.encode_classes(class_names))
+
+    def encode_classes(self, class_names: list[str]) -> ClassText:
+        """The class texts before video-specific prompting (the text tower runs once per class list)."""
+        return ClassText(tuple(class_names), states=self._class_embeddings(class_names))
+
+    def text_for(self, video: VideoFeatures, classes: ClassText) -> torch.Tensor:
+        """Video-specific prompting of :meth:`encode_classes`' texts: [B, K, P]."""
+        if video.context is None:
+            raise ValueError("X-CLIP's text embeddings depend on the video: pass encode_video's output")
+        text = classes.states.unsqueeze(0).expand(video.context.shape[0], -1, -1)
         text = text + self.clip.prompts_generator(text, video.context)
         return normalize(text)
 

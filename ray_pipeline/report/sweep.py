@@ -15,14 +15,16 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ray_pipeline.report.anomaly import is_anomaly, sweep_section, trial_rows
+from ray_pipeline.evaluation.statistics import describe, paired_difference
+from ray_pipeline.report.anomaly import sweep_section, trial_rows
 from ray_pipeline.report.document import Doc
+from ray_pipeline.report.protocols import PROTOCOL_TASKS, metric_at, protocol_sweep_table
+from ray_pipeline.report.protocols import columns as protocol_columns
 from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep.layout import SWEEP_FILE, TRIAL_ATTEMPTS, TRIAL_RESULT, TRIALS_FILE, trial_dir
 
 BACKBONE_ROW = "backbone (no generated data)"
+BASELINE_ROW = "baseline (no generated data)"
 PLOT_DIR = "report"
 
 # Paper row labels and order (Tables 6 and 7).
@@ -69,27 +71,43 @@ def variant_label(variant: dict[str, Any], with_seeds: bool = False) -> str:
 
 @dataclass
 class Cell:
-    """Per-trial values (each the mean over splits) of one table cell."""
+    """One table cell: per-(seed, split) accuracies of the trials behind it.
 
-    values: list[float]
-    expected: int
+    Shown as mean ± population std over the cells [95 % CI] (n = seeds x splits): the CI is a
+    Student-t interval over per-seed means with >= 2 seeds, else over splits
+    (:mod:`ray_pipeline.evaluation.statistics`).
+    """
+
+    cells: dict[tuple[int, str], float]
+    expected_seeds: int
+
+    @property
+    def seeds(self) -> int:
+        return len({seed for seed, _ in self.cells})
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return describe(self.cells)
 
     @property
     def mean(self) -> float:
-        return float(np.mean(self.values))
+        return self.stats["mean"]
 
     @property
     def std(self) -> float:
-        return float(np.std(self.values))  # population std (ddof=0), as the paper and TC-CLIP
+        return self.stats["std"]
 
     def text(self) -> str:
-        if not self.values:
+        if not self.cells:
             return "–"
-        n = len(self.values)
-        count = f"n={n}" if n == self.expected else f"n={n} of {self.expected}"
-        if n == 1:  # a std over one value says nothing (e.g. the untrained backbone, evaluated once)
-            return f"{self.mean:.1f} ({count})"
-        return f"{self.mean:.1f} ± {self.std:.1f} ({count})"
+        st = self.stats
+        ci = f" [{st['ci95'][0]:.1f}, {st['ci95'][1]:.1f}]" if st["ci95"] else ""
+        if not self.expected_seeds:  # a shared model (the backbone): its seeds are not the trials'
+            return f"{st['mean']:.1f} ± {st['std']:.1f}{ci} (n={st['n']})"
+        seeds = f"{self.seeds} seed{'s' if self.seeds != 1 else ''}"
+        if self.seeds != self.expected_seeds:
+            seeds += f" of {self.expected_seeds}"
+        return f"{st['mean']:.1f} ± {st['std']:.1f}{ci} ({seeds}, n={st['n']})"
 
 
 def summary_row(summary: dict | None, role: str) -> dict | None:
@@ -154,17 +172,47 @@ def _sort_key(path: str, value: Any, first_seen: int) -> tuple:
 
 @dataclass
 class SweepTable:
-    """The aggregated sweep: rows (variants without seeds) x datasets."""
+    """The aggregated sweep: rows (variants without seeds) x datasets, plus the rows of the models
+    every variant shares: the backbone and the baseline (the same recipe without generated data)."""
 
     axes: list[str]  # non-seed axes
     seed_axes: list[str]
     datasets: list[str]
+    backbone: dict[str, Cell]
     baseline: dict[str, Cell]
     rows: list[tuple[dict[str, Any], dict[str, Cell]]]
+    baseline_label: str = "baseline (no generated data)"
+
+
+def trial_seed(t: TrialData) -> int:
+    """The training seed behind a trial's numbers."""
+    row = summary_row(t.summary, "generated") or summary_row(t.summary, "baseline")
+    if row and row.get("seeds"):
+        return int(row["seeds"][0])
+    seeds = [v for k, v in t.variant.items() if is_seed_axis(k) and isinstance(v, int)]
+    return seeds[0] if seeds else 0
+
+
+def role_cells(trials: list[TrialData], role: str, dataset: str, *, one_per_seed: bool = False,
+               seed_of=trial_seed) -> dict[tuple[int, str], float]:
+    """(seed, split) -> top-1 of the ``role`` row of each trial; a shared model (the backbone, the
+    baseline of a seed) counted once however many trials evaluated it."""
+    cells: dict[tuple[int, str], float] = {}
+    for t in trials:
+        entry = top1(summary_row(t.summary, role), dataset)
+        if entry is None:
+            continue
+        seed = seed_of(t)
+        if one_per_seed and any(s == seed for s, _ in cells):
+            continue
+        for split, value in entry["per_split"].items():
+            cells[(seed, split)] = float(value)
+    return cells
 
 
 def aggregate(trials: list[TrialData]) -> SweepTable:
-    """Group trials by non-seed values; per dataset, the trained model's top-1 over seeds."""
+    """Group trials by non-seed values; per dataset, the generated-data model's top-1 per
+    (seed, split), and the shared rows."""
     all_axes = list(dict.fromkeys(k for t in trials for k in t.variant))
     axes = [a for a in all_axes if not is_seed_axis(a)]
     seed_axes = [a for a in all_axes if is_seed_axis(a)]
@@ -183,22 +231,46 @@ def aggregate(trials: list[TrialData]) -> SweepTable:
     rows = []
     for k in sorted(groups, key=order):
         members = groups[k]
-        cells = {}
-        for ds in datasets:
-            vals = []
-            for t in members:
-                entry = top1(summary_row(t.summary, "generated"), ds)
-                if entry is not None:
-                    vals.append(float(entry["mean"]))
-            cells[ds] = Cell(vals, sum(t.expects(ds) for t in members))
+        cells = {ds: Cell(role_cells(members, "generated", ds), len({trial_seed(t) for t in members
+                                                                      if t.expects(ds)}))
+                 for ds in datasets}
         rows.append((dict(zip(axes, json.loads(k))), cells))
-    baseline = {}
-    for ds in datasets:
-        entries = [top1(summary_row(t.summary, "backbone"), ds) for t in trials]
-        vals = [float(e["mean"]) for e in entries if e is not None]
-        if vals:
-            baseline[ds] = Cell(vals, len(vals))
-    return SweepTable(axes, seed_axes, datasets, baseline, rows)
+    backbone = {ds: Cell(role_cells(trials, "backbone", ds, one_per_seed=True, seed_of=lambda t: 0), 0)
+                for ds in datasets}
+    baseline = {ds: Cell(role_cells(trials, "baseline", ds, one_per_seed=True), 0) for ds in datasets}
+    label = next((r["label"] for t in trials for r in (t.summary or {}).get("rows", []) if r["role"] == "baseline"),
+                 BASELINE_ROW)
+    return SweepTable(axes, seed_axes, datasets, {d: c for d, c in backbone.items() if c.cells},
+                      {d: c for d, c in baseline.items() if c.cells}, rows, label)
+
+
+# The paper's proposal on each ablation axis: what every other variant is compared with.
+PROPOSED = {"train.loss": "ul", "prompts.strategy": "ie"}
+
+
+def comparisons(table: SweepTable) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(A, B, dataset, paired difference A - B): each variant against the baseline, and on an
+    ablation axis the paper's proposal against each other variant; pairs share seed and split."""
+    out = []
+    for variant, cells in table.rows:
+        for ds, cell in cells.items():
+            base = table.baseline.get(ds)
+            if base is not None and cell.cells and set(cell.cells) & set(base.cells):
+                out.append((variant_label(variant), table.baseline_label, ds,
+                            paired_difference(cell.cells, base.cells)))
+    if len(table.axes) == 1 and table.axes[0] in PROPOSED:
+        axis = table.axes[0]
+        ref = next(((v, c) for v, c in table.rows if v[axis] == PROPOSED[axis]), None)
+        if ref is not None:
+            for variant, cells in table.rows:
+                if variant[axis] == PROPOSED[axis]:
+                    continue
+                for ds, cell in cells.items():
+                    a = ref[1][ds].cells
+                    if a and cell.cells and set(a) & set(cell.cells):
+                        out.append((variant_label(ref[0]), variant_label(variant), ds,
+                                    paired_difference(a, cell.cells)))
+    return out
 
 
 def curve_png(table: SweepTable, axis: str, xlabel: str, title: str) -> bytes:
@@ -215,7 +287,7 @@ def curve_png(table: SweepTable, axis: str, xlabel: str, title: str) -> bytes:
     for variant, cells in table.rows:
         rest = variant_label({a: variant[a] for a in others}) if others else ""
         for ds in table.datasets:
-            if cells[ds].values:
+            if cells[ds].cells:
                 name = f"{ds} · {rest}" if rest else ds
                 lines.setdefault(name, []).append((float(variant[axis]), cells[ds]))
     colors = {}
@@ -225,17 +297,19 @@ def curve_png(table: SweepTable, axis: str, xlabel: str, title: str) -> bytes:
         line = ax.errorbar(xs, [p[1].mean for p in points], yerr=[p[1].std for p in points], marker="o",
                            capsize=3, label=name)
         colors.setdefault(name.split(" · ")[0], line[0].get_color())
+    for ds, cell in table.backbone.items():
+        ax.axhline(cell.mean, linestyle=":", linewidth=1, color=colors.get(ds, "gray"), label=f"{ds} · backbone")
     for ds, cell in table.baseline.items():
         ax.axhline(cell.mean, linestyle="--", linewidth=1, color=colors.get(ds, "gray"),
-                   label=f"{ds} · backbone, no generated data")
+                   label=f"{ds} · {table.baseline_label}")
     if axis == "generate.clips_per_class":
         ax.set_xscale("log", base=2)
         values = sorted({float(v[axis]) for v, _ in table.rows})
         ax.set_xticks(values, [f"{v:g}" for v in values])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("zero-shot top-1 (%)")
-    n = max((len(c.values) for _, cells in table.rows for c in cells.values()), default=0)
-    ax.set_title(f"{title} (mean ± std over {n} seed{'s' if n != 1 else ''})")
+    n = max((c.seeds for _, cells in table.rows for c in cells.values()), default=0)
+    ax.set_title(f"{title} (mean ± std over {n} seed{'s' if n != 1 else ''} x splits)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -249,28 +323,33 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     and HMDB-51 columns come from one sweep per target dataset); plus its plots and title."""
     metas = [json.loads(r.read_text(SWEEP_FILE)) for r in roots]
     trials = [t for r in roots for t in load_trials(r)]
+    tasks = {t.summary.get("task") for t in trials if t.summary}
+    if tasks & set(PROTOCOL_TASKS):
+        return protocol_sweep_document(roots, metas, trials)
+    if "anomaly" in tasks:
+        return anomaly_sweep_document(roots, metas, trials)
     table = aggregate(trials)
     done = [t for t in trials if t.summary]
     title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
     doc = Doc()
     doc.h(1, title)
-    if done and all(is_anomaly(t.summary) for t in done):
-        return _anomaly_document(doc, roots, metas, trials), {}, title
-    n_seeds = max((len(c.values) for _, cells in table.rows for c in cells.values()), default=0)
+    n_seeds = max((c.seeds for _, cells in table.rows for c in cells.values()), default=0)
     for root, meta in zip(roots, metas):
         axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
         doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
     doc.p(f"{len(trials)} trials, {len(done)} with results.")
-    doc.p("Cells: zero-shot top-1 (%) of the trained model, each trial averaged over the dataset's splits, then "
-          f"mean ± population std over seeds ({', '.join(table.seed_axes) or 'no seed axis'}; n = seeds with "
-          f"results, up to {n_seeds}). The first row is the backbone without generated data.")
+    doc.p("Cells: zero-shot top-1 (%) of the model trained with generated data, per training seed "
+          f"({', '.join(table.seed_axes) or 'no seed axis'}; up to {n_seeds}) and evaluation split: mean ± "
+          "population std over those cells [95 % CI: Student-t over the per-seed means with 2 or more seeds, "
+          "else over splits] (n = seeds x splits). The first rows are the models every variant shares: the "
+          "backbone untrained and the baseline (the recipe without generated data).")
     layout = table.axes[0] if len(table.axes) == 1 and table.axes[0] in LAYOUT_TITLES else None
     doc.h(2, LAYOUT_TITLES.get(layout, "Results") if layout else "Results")
     header = ["Method"] + [f"{ds}" for ds in table.datasets]
     rows = []
-    if table.baseline:
-        rows.append([BACKBONE_ROW] + [table.baseline[ds].text() if ds in table.baseline else "–"
-                                      for ds in table.datasets])
+    for label, shared in ((BACKBONE_ROW, table.backbone), (table.baseline_label, table.baseline)):
+        if shared:
+            rows.append([label] + [shared[ds].text() if ds in shared else "–" for ds in table.datasets])
     for variant, cells in table.rows:
         rows.append([variant_label(variant)] + [cells[ds].text() for ds in table.datasets])
     doc.table(header, rows)
@@ -279,11 +358,22 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
         doc.p(f"For reference, the paper's {name} with TC-CLIP ViT-B/16 on the real datasets. Numbers from "
               "another world (the procedural one) are comparable only in direction, not in value.")
         doc.table(["Method"] + cols, [[label] + [f"{v:.1f}" for v in vals] for label, vals in prow])
+    diffs = comparisons(table)
+    if diffs:
+        doc.h(2, "Paired differences")
+        doc.p("A − B on the cells both have (same training seed and split); 95 % CI as above. A difference "
+              "whose CI contains 0 is not significant.")
+        diff_rows = []
+        for a, b, ds, d in diffs:
+            ci = f"[{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]" if d["ci95"] else "–"
+            verdict = {True: "yes", False: "no (CI contains 0)", None: "– (one pair)"}[d["significant"]]
+            diff_rows.append([f"{a} − {b}", ds, f"{d['diff_mean']:+.1f}", ci, str(d["n_pairs"]), d["ci_over"], verdict])
+        doc.table(["comparison", "dataset", "A − B", "95 % CI", "pairs", "CI over", "significant"], diff_rows)
     plots: dict[str, bytes] = {}
     for axis in table.axes:
         numeric = all(isinstance(v.get(axis), (int, float)) and not isinstance(v.get(axis), bool)
                       for v, _ in table.rows)
-        if not numeric or not any(c.values for _, cells in table.rows for c in cells.values()):
+        if not numeric or not any(c.cells for _, cells in table.rows for c in cells.values()):
             continue
         fname, xlabel, heading = CURVES.get(axis, (f"{axis.replace('.', '_')}_curve.png", axis, f"{axis} curve"))
         if axis not in CURVES and len(table.axes) > 1:
@@ -310,8 +400,15 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     return doc, plots, title
 
 
-def _anomaly_document(doc: Doc, roots: list[RunStore], metas: list[dict], trials: list[TrialData]) -> Doc:
+def anomaly_sweep_document(roots: list[RunStore], metas: list[dict], trials: list[TrialData]
+                           ) -> tuple[Doc, dict[str, bytes], str]:
     """An anomaly sweep in Table 5's layout (``report/anomaly.py``)."""
+    tasks = sorted({t.summary["task"] for t in trials if t.summary})
+    if len(tasks) > 1:
+        raise ValueError(f"the sweeps ran different tasks ({', '.join(tasks)}); report them separately")
+    title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
+    doc = Doc()
+    doc.h(1, title)
     for root, meta in zip(roots, metas):
         axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
         doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
@@ -320,4 +417,39 @@ def _anomaly_document(doc: Doc, roots: list[RunStore], metas: list[dict], trials
     doc.h(2, "Trials")
     doc.table(["trial", "variant", "status", "MIL AUC", "MIL AUC_A", "MIL+Ours AUC", "MIL+Ours AUC_A"],
               trial_rows(trials, variant_label))
-    return doc
+    return doc, {}, title
+
+
+def protocol_sweep_document(roots: list[RunStore], metas: list[dict], trials: list[TrialData]
+                            ) -> tuple[Doc, dict[str, bytes], str]:
+    """A sweep of a fine-tuning task (few-shot, base-to-novel, long-tail) in its paper table."""
+    done = [t for t in trials if t.summary]
+    tasks = sorted({t.summary["task"] for t in done})
+    if len(tasks) > 1:
+        raise ValueError(f"the sweeps ran different tasks ({', '.join(tasks)}); report them separately")
+    title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
+    doc = Doc()
+    doc.h(1, title)
+    for root, meta in zip(roots, metas):
+        axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
+        doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
+    doc.p(f"{len(trials)} trials, {len(done)} with results.")
+    varying = [a for a in dict.fromkeys(k for t in trials for k in t.variant) if not is_seed_axis(a)]
+    if varying:
+        doc.p(f"Only seeds are aggregated; the trials also vary {', '.join(varying)}, which this layout does not "
+              "separate.")
+    protocol_sweep_table(doc, tasks[0], [t.summary for t in done])
+    cols = protocol_columns(tasks[0], [t.summary for t in done])
+    trow = []
+    for t in trials:
+        status = "finished" if t.result else ("evaluated" if t.summary else ("started" if t.attempts else "pending"))
+        row = summary_row(t.summary, "generated")
+        cells = []
+        for ds, path, _ in cols:
+            e = metric_at(row, ds, path)
+            cells.append("–" if e is None else f"{e['mean']:.1f}")
+        trow.append([t.key, variant_label(t.variant, with_seeds=True), status, str(t.attempts)] + cells)
+    doc.h(2, "Trials")
+    doc.p("Per trial: the generated-data model's values.")
+    doc.table(["trial", "variant", "status", "attempts"] + [h for _, _, h in cols], trow)
+    return doc, {}, title

@@ -131,6 +131,11 @@ class RowStage(Stage):
     def manifest(self, store: RunStore) -> Manifest:
         return store.manifest(self.name, self.id_column)
 
+    def store(self, ctx: StageContext) -> RunStore:
+        """Where this stage's rows live (``ctx.store``; a stage whose rows every run shares may
+        choose ``ctx.shared_store``)."""
+        return ctx.store
+
     def before_run(self, ctx: StageContext) -> None:
         """Driver-side clean-up before work starts (e.g. files half-written by a crash)."""
 
@@ -147,5 +152,5 @@ class RowStage(Stage):
 
     def resolve(self, ctx: StageContext, inputs: Inputs) -> StageResult:
         planned = self.plan(ctx, inputs)
-        rows = self.manifest(ctx.store).rows_with_ids(planned.column(self.id_column))
+        rows = self.manifest(self.store(ctx)).rows_with_ids(planned.column(self.id_column))
         return StageResult(rows, {"rows": rows.num_rows, "rows_planned": planned.num_rows, **self.stats(rows)})

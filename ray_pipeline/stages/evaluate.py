@@ -8,6 +8,10 @@ decoded is counted and reported, never fatal.
 Models: the backbone as is (frame-averaged CLIP: vanilla CLIP's role; an X-CLIP backbone as the
 X-CLIP it is) when ``evaluate.baseline``, and every model the train stage handed on. One actor
 pool per model (an actor holds one model).
+The class-name side that does not depend on the video (TC-CLIP: text blocks 1..L-1; ViFi-CLIP: all
+of it) is computed once per split and reused for every video. On a GPU the views of several videos
+go through one forward pass under autocast (``evaluate.batched``, ``videos_per_forward``,
+``precision``); on CPU each video is one pass in fp32, as the tests' numbers were measured.
 
 Manifest ``evaluate/manifest`` (id ``eval_id``): ``eval_id, model (its label), role, dataset, split,
 split_key, video, label, predicted, top1, top5, error``.
@@ -15,7 +19,9 @@ split_key, video, label, predicted, top1, top5, error``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +31,7 @@ import pyarrow as pa
 from ray_pipeline.config import ActorPoolConfig, ConfigError, EvaluateConfig
 from ray_pipeline.evaluation.datasets import Split
 from ray_pipeline.ids import row_id
-from ray_pipeline.runstore import local_copy
+from ray_pipeline.runstore import RunStore, local_copy
 from ray_pipeline.stages.base import Inputs, RowStage, Stage, StageContext, StageResult
 
 BACKBONE_LABEL = "backbone (no generated data)"
@@ -39,11 +45,14 @@ OUT_SCHEMA = pa.schema([
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A model to evaluate: ``model_dir`` None is the untrained backbone."""
+    """A model to evaluate: ``model_dir`` None is the untrained backbone. A ``shared`` model (the
+    backbone; a model trained in a shared phase) is evaluated into the shared store, so every run
+    and sweep trial that evaluates it with the same protocol finds its rows instead of redoing them."""
 
     label: str
     role: str
     model_dir: str | None
+    shared: bool = False
 
 
 @dataclass
@@ -60,12 +69,22 @@ class ModelEvaluation(RowStage):
     num_clips: int
     seed: int
     pool: ActorPoolConfig
+    batched: str = "auto"
+    videos_per_forward: int = 16
+    precision: str = "auto"
     backbone_model: str = "vificlip"
     _loaded: Any = field(default=None, repr=False)
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self.model.model_dir or self.backbone, "frames": self.num_frames,
-                "clips": self.num_clips, "seed": self.seed}
+        # Batching is left out, like generation's prompts_per_call: it reorders float sums only (on
+        # CPU batched and one-by-one predictions agree; a test checks). Autocast changes precision;
+        # "auto" is fp32 on CPU as before, so it keeps the ids rows had before the setting existed.
+        ident = {"model": self.model.model_dir or self.backbone, "frames": self.num_frames,
+                 "clips": self.num_clips, "seed": self.seed}
+        return ident if self.precision == "auto" else {**ident, "precision": self.precision}
+
+    def store(self, ctx: StageContext) -> RunStore:
+        return ctx.shared_store if self.model.shared else ctx.store
 
     def plan(self, ctx: StageContext, inputs: Inputs) -> pa.Table:
         model_key = row_id("eval-model", **self.identity())
@@ -93,6 +112,20 @@ class ModelEvaluation(RowStage):
             pre = Preprocess.from_pretrained(self.backbone)
         self._loaded = (model.to(device).eval(), pre, device)
         self._names = {f"{ds}/{split.name}": split.class_names for ds, split in self.splits}
+        self._classes: dict[str, Any] = {}
+        self._autocast = autocast_dtype(self.precision, device)
+        self._batched = self.batched == "on" or (self.batched == "auto" and device.startswith("cuda"))
+        print(f"[evaluate] {self.model.label} on {device}: "
+              f"{f'{self.videos_per_forward} videos per pass' if self._batched else 'one video per pass'}, "
+              f"{self._autocast or 'fp32'}", flush=True)
+
+    def _class_text(self, split_key: str) -> Any:
+        """The split's class-name side, computed on first use (under this actor's autocast)."""
+        if split_key not in self._classes:
+            model = self._loaded[0]
+            with torch_inference(self._autocast, self._loaded[2]):
+                self._classes[split_key] = model.encode_classes(self._names[split_key])
+        return self._classes[split_key]
 
     def _views(self, video: str, pre: Any) -> Any:
         import torch
@@ -107,26 +140,64 @@ class ModelEvaluation(RowStage):
         return torch.stack([clip_tensor(v, pre, train=False) for v in views])
 
     def process(self, batch: pa.Table) -> pa.Table:
-        import torch
-
         assert self._loaded is not None, "setup() was not called"
         model, pre, device = self._loaded
         rows = batch.to_pylist()
+        decoded: dict[str, list[tuple[dict, Any]]] = {}  # split key -> (row, views) in row order
         for row in rows:
             row.update(predicted=-1, top1=False, top5=False, error=None)
             try:
-                pixels = self._views(row["video"], pre).to(device)
+                views = self._views(row["video"], pre)
             except Exception as exc:  # unreadable or corrupt file: count it, go on
                 row["error"] = f"{type(exc).__name__}: {exc}"[:300]
                 continue
-            with torch.inference_mode():
-                probs = model.class_logits(pixels, self._names[row["split_key"]]).float().softmax(-1).sum(0)
-            order = probs.argsort(descending=True).tolist()
-            row.update(predicted=order[0], top1=order[0] == row["label"], top5=row["label"] in order[:5])
+            decoded.setdefault(row["split_key"], []).append((row, views))
+        step = self.videos_per_forward if self._batched else 1
+        for split_key, items in decoded.items():
+            classes = self._class_text(split_key)
+            for start in range(0, len(items), step):
+                chunk = items[start:start + step]
+                top5 = self._top5(model, [v for _, v in chunk], classes, device)
+                for (row, _), order in zip(chunk, top5):
+                    row.update(predicted=order[0], top1=order[0] == row["label"], top5=row["label"] in order)
         return pa.Table.from_pylist(rows, schema=OUT_SCHEMA)
+
+    def _top5(self, model: Any, views: list[Any], classes: Any, device: str) -> list[list[int]]:
+        """The 5 best classes of each video (views' softmaxes summed), from one forward pass over
+        all their views and one read of the result by the host."""
+        import torch
+
+        pixels = torch.cat(views).to(device, non_blocking=True)  # [videos x clips, T, 3, S, S]
+        with torch_inference(self._autocast, device):
+            logits = model.class_logits(pixels, list(classes.names), classes)
+        probs = logits.float().softmax(-1).view(len(views), self.num_clips, -1).sum(1)
+        return probs.argsort(dim=-1, descending=True)[:, :5].cpu().tolist()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_loaded": None}
+
+
+def autocast_dtype(precision: str, device: str) -> Any:
+    """The autocast dtype of ``evaluate.precision`` on ``device`` (None: fp32).
+
+    ``auto``: bf16 on a GPU that has it, else fp16; fp32 on CPU. bf16 asked for on a GPU without
+    it falls back to fp16."""
+    import torch
+
+    if precision == "fp32" or (precision == "auto" and not device.startswith("cuda")):
+        return None
+    if device.startswith("cuda") and precision in ("auto", "bf16"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+@contextlib.contextmanager
+def torch_inference(dtype: Any, device: str) -> Iterator[None]:
+    """Inference mode, under autocast to ``dtype`` unless it is None."""
+    import torch
+
+    with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=dtype, enabled=dtype is not None):
+        yield
 
 
 @dataclass
@@ -153,7 +224,7 @@ class EvaluateStage(Stage):
     def identity(self) -> dict[str, Any]:
         ev = self.settings
         return {"num_clips": ev.num_clips, "num_frames": self.num_frames, "seed": ev.seed, "backbone": self.backbone,
-                "datasets": [d.model_dump(mode="json") for d in ev.datasets]}
+                "datasets": [d.model_dump(mode="json") for d in ev.datasets], "precision": ev.precision}
 
     def describe(self) -> str:
         videos = sum(len(s) for _, s in self.splits)
@@ -165,10 +236,11 @@ class EvaluateStage(Stage):
         return f"{s.get('models', 0)} model(s) x {s.get('videos', 0)} videos ({s.get('rows_new', 0)} new rows)"
 
     def models(self, inputs: Inputs) -> list[ModelRef]:
-        models = [ModelRef(BACKBONE_LABEL, "backbone", None)] if self.settings.baseline else []
+        models = [ModelRef(BACKBONE_LABEL, "backbone", None, shared=True)] if self.settings.baseline else []
         trained = inputs.get("train")
         if trained is not None:
-            models += [ModelRef(r["label"], r["role"], r["model_dir"]) for r in trained.rows.to_pylist()]
+            models += [ModelRef(r["label"], r["role"], r["model_dir"], bool(r.get("shared")))
+                       for r in trained.rows.to_pylist()]
         if not models:
             raise ConfigError("evaluate: nothing to evaluate: no trained model for this config in the run directory "
                               "(run `ray-pipeline train` first) and evaluate.baseline is false")
@@ -177,7 +249,8 @@ class EvaluateStage(Stage):
     def per_model(self, model: ModelRef) -> ModelEvaluation:
         ev = self.settings
         return ModelEvaluation(model, self.backbone, self.splits, self.num_frames, ev.num_clips, ev.seed, ev.pool,
-                               self.backbone_model)
+                               batched=ev.batched, videos_per_forward=ev.videos_per_forward, precision=ev.precision,
+                               backbone_model=self.backbone_model)
 
     def _evaluate(self, ctx: StageContext, inputs: Inputs, *, run: bool) -> StageResult:
         log = ctx.console.logger(self.name)

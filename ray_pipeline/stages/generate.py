@@ -4,7 +4,9 @@ Actors write the videos themselves (atomically, named by clip id) and return onl
 frame tensors never pass through the object store.
 
 Manifest ``generate/manifest`` (id ``clip_id``): every column of the prompt row, plus
-``clip_id, backend, generator, video_uri, num_frames, height, width, fps, gen_seconds``.
+``clip_id, backend, generator, video_uri, num_frames, height, width, fps, gen_seconds, failed,
+failure``. ``failed`` (bool) and ``failure`` (the failure mode) come from the backend where it knows
+them (the procedural world); both are null where it cannot tell (``failure`` is null for good clips).
 """
 
 from __future__ import annotations
@@ -93,11 +95,16 @@ class GenerateStage(RowStage):
         for clip, uri in zip(clips, batch.column("video_uri").to_pylist()):
             write_mp4(clip, uri, fps=self.generator.fps)
         shapes = [c.shape for c in clips]
+        failures = self.generator.failures(prompts, seeds)
+        known = failures is not None
         return (batch.append_column("num_frames", pa.array([s[0] for s in shapes], pa.int32()))
                 .append_column("height", pa.array([s[1] for s in shapes], pa.int32()))
                 .append_column("width", pa.array([s[2] for s in shapes], pa.int32()))
                 .append_column("fps", pa.array([self.generator.fps] * len(clips), pa.int32()))
-                .append_column("gen_seconds", pa.array([per_clip] * len(clips), pa.float64())))
+                .append_column("gen_seconds", pa.array([per_clip] * len(clips), pa.float64()))
+                .append_column("failed", pa.array([f is not None for f in failures] if known else [None] * len(clips),
+                                                  pa.bool_()))
+                .append_column("failure", pa.array(failures if known else [None] * len(clips), pa.string())))
 
     def __getstate__(self) -> dict[str, Any]:
         # Shipped to actors before setup(): the loaded model never travels.

@@ -56,7 +56,7 @@ def run_row_stage(stage: Any, ctx: Any, planned: pa.Table) -> tuple[pa.Table, di
     """Process the planned rows of ``stage`` (a :class:`~ray_pipeline.stages.base.RowStage`) that
     are not in its manifest yet; returns all of this config's finished rows (sorted by id) and
     the run's figures. ``ctx`` is the stage's :class:`~ray_pipeline.stages.base.StageContext`."""
-    manifest = stage.manifest(ctx.store)
+    manifest = stage.manifest(stage.store(ctx))
     todo = pending_rows(planned, stage.id_column, manifest.done_ids())
     pool = PoolRun()
     stats: dict[str, Any] = {}
@@ -77,7 +77,7 @@ def map_rows(stage: Any, todo: pa.Table, plan: Any, ctx: Any, *, total: int,
     """``todo`` through an actor pool of ``stage``, one manifest part per finished block."""
     import ray.data
 
-    manifest = stage.manifest(ctx.store)
+    manifest = stage.manifest(stage.store(ctx))
     batch_size = stage.pool.batch_size
     start = time.perf_counter()
     progress = ctx.console.progress(stage.name, total, done=done)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.config import ActorPoolConfig, ScoreConfig
 from ray_pipeline.ids import row_id
 from ray_pipeline.stages.base import Inputs, RowStage, StageContext, StageResult
@@ -69,6 +70,8 @@ class ScoreStage(RowStage):
         text = f"{s.get('rows', 0)} clips ({s.get('rows_new', 0)} new)"
         if "entropy_mean" in s:
             text += f", entropy {s['entropy_mean']:.3f} ± {s['entropy_std']:.3f} nats, CLIP top-1 {s['clip_top1']:.2f}"
+        if s.get("failure_auroc") is not None:
+            text += f", failure AUROC {s['failure_auroc']:.3f} ({s['failed_clips']} failed)"
         return text
 
     def plan(self, ctx: StageContext, inputs: Inputs) -> pa.Table:
@@ -116,6 +119,19 @@ class ScoreStage(RowStage):
                    == np.asarray(rows.column("class_index").to_pylist()))
         return {"entropy_mean": float(entropy.mean()), "entropy_std": float(entropy.std()),
                 "clip_top1": float(correct.mean())}
+
+    def run(self, ctx: StageContext, inputs: Inputs) -> StageResult:
+        return self._with_failures(super().run(ctx, inputs), inputs)
+
+    def resolve(self, ctx: StageContext, inputs: Inputs) -> StageResult:
+        return self._with_failures(super().resolve(ctx, inputs), inputs)
+
+    @staticmethod
+    def _with_failures(result: StageResult, inputs: Inputs) -> StageResult:
+        """Adds the failure-detection AUROC where the generator knows its failures (stats() sees
+        only score rows; the failures are in the generate rows)."""
+        result.stats.update(failure_figures(inputs["generate"].rows, result.rows))
+        return result
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "scorer": None}

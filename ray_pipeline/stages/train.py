@@ -6,6 +6,9 @@ handed-over clips with their CLIP uncertainty: this config's score rows, entropy
 the generated set), ``source`` (the source dataset's train split), both mixed, or records the task
 built itself (a few-shot list...). In a mixed set the loss variant (the paper's UL, or LS/UW/UF)
 acts on the generated clips, and real clips get the same label smoothing under every variant.
+A phase may keep the models of chosen epochs (``keep_epochs``): each is handed on as a row of its
+own, so that a protocol can score them on its test list and report the best (the released
+fine-tuning code's rule).
 
 Each phase is one ``TorchTrainer`` run (:mod:`ray_pipeline.training.loop`) whose checkpoints live
 in ``train/ray/<phase>-<id>/``. The id hashes the phase's data, its start (the id of the phase it
@@ -27,13 +30,19 @@ from typing import Any
 
 import pyarrow as pa
 
+from ray_pipeline.cluster import plan_train_workers, torch_threads
 from ray_pipeline.config import ConfigError, ExperimentConfig, PhaseSettings
 from ray_pipeline.console import format_duration
 from ray_pipeline.ids import row_id
 from ray_pipeline.runstore import RunStore, join_uri
 from ray_pipeline.stages.base import Inputs, Stage, StageContext, StageResult
-from ray_pipeline.training.loop import MODEL_DIR, latest_checkpoint
-from ray_pipeline.training.records import TrainingRecords, generated_records, merge_records, split_records
+from ray_pipeline.training.loop import MODEL_DIR, RANK_METRIC, epoch_checkpoints, latest_checkpoint
+from ray_pipeline.training.records import (
+    TrainingRecords,
+    generated_records,
+    merge_records,
+    split_records,
+)
 
 RESULT = "train/result.json"
 # Settings that decide a phase's weights (besides its data, start, schedule and loss).
@@ -46,7 +55,8 @@ MODEL_LABELS = {"tcclip": "TC-CLIP", "vificlip": "ViFi-CLIP", "xclip": "X-CLIP"}
 MODEL_SCHEMA = pa.schema([
     ("model_key", pa.string()), ("role", pa.string()), ("label", pa.string()), ("model_dir", pa.string()),
     ("phase", pa.string()), ("model", pa.string()), ("recipe", pa.string()), ("loss", pa.string()),
-    ("w", pa.float64()), ("num_clips", pa.int64()), ("num_classes", pa.int64()),
+    ("w", pa.float64()), ("num_clips", pa.int64()), ("num_classes", pa.int64()), ("shared", pa.bool_()),
+    ("epoch", pa.int64()),
 ])
 
 
@@ -62,6 +72,10 @@ class PhaseSpec:
         init_from: the phase whose final model this one starts from (None: the backbone).
         role, label: the model's row in the summary (None: an intermediate model, not evaluated).
         shared: checkpoints in the data store, reused by id across runs and trials.
+        loss_options: loss settings that replace the ``train`` section's (``real_epsilon``...).
+        classes: with ``data="generated"``, keep only these classes' clips (None: every class).
+        keep_epochs: 0-based epochs whose models are kept and handed on, one row each (labelled
+            ``<label> @ epoch <e + 1>``); empty: the final model only, under ``label``.
     """
 
     name: str
@@ -72,6 +86,14 @@ class PhaseSpec:
     role: str | None = None
     label: str | None = None
     shared: bool = False
+    loss_options: dict[str, float] = field(default_factory=dict)
+    classes: tuple[str, ...] | None = None
+    keep_epochs: tuple[int, ...] = ()
+
+    def model_label(self, epoch: int) -> str:
+        """The label of the model of ``epoch`` (0-based) in the handed-on rows."""
+        label = self.label or self.name
+        return f"{label} @ epoch {epoch + 1}" if self.keep_epochs else label
 
 
 @dataclass
@@ -84,6 +106,8 @@ class Phase:
     lr: float
     warmup_epochs: float
     loss_options: dict[str, Any]
+    batch_size: int
+    lr_min_ratio: float
 
     @property
     def name(self) -> str:
@@ -153,9 +177,12 @@ class TrainStage(Stage):
         return f"{result.rows.num_rows} model(s); final loss {s.get('final_loss', float('nan')):.4f}"
 
     # ---------------------------------------------------------------- the recipe
-    def _records(self, data: str | TrainingRecords, inputs: Inputs) -> TrainingRecords:
+    def _records(self, spec: PhaseSpec, inputs: Inputs) -> TrainingRecords:
         from ray_pipeline.evaluation.datasets import load_splits
 
+        data = spec.data
+        if spec.classes is not None and data != "generated":
+            raise ValueError(f"{spec.name}: classes selects generated clips; the task selects its own records")
         if isinstance(data, TrainingRecords):
             return data
         t = self.cfg.train
@@ -166,7 +193,8 @@ class TrainStage(Stage):
                 scores = inputs["score"].rows if "score" in inputs else None
                 parts.append(generated_records(clips, scores, self.class_names, loss=t.loss,
                                                uncertainty_norm=t.uncertainty_norm,
-                                               uf_drop_fraction=t.uf_drop_fraction))
+                                               uf_drop_fraction=t.uf_drop_fraction,
+                                               classes=None if spec.classes is None else list(spec.classes)))
             elif part in ("source", "real"):
                 ds = t.source if part == "source" else t.real
                 split = load_splits(ds, self.cfg)[0]
@@ -183,13 +211,20 @@ class TrainStage(Stage):
         t = self.cfg.train
         out = []
         for spec in self.phases_spec:
-            data = self._records(spec.data, inputs)
-            options: dict[str, Any] = {"weight": t.w, "epsilon": t.epsilon, "real_epsilon": t.real_epsilon}
+            data = self._records(spec, inputs)
+            options: dict[str, Any] = {"weight": t.w, "epsilon": t.epsilon, "real_epsilon": t.real_epsilon,
+                                       **spec.loss_options}
             if spec.loss == "uf":
                 options["uf_threshold"] = data.uf_threshold
             s = spec.schedule
-            out.append(Phase(spec, data, s.epochs or t.epochs, s.lr or t.lr,
-                             t.warmup_epochs if s.warmup_epochs is None else s.warmup_epochs, options))
+            epochs = s.epochs or t.epochs
+            outside = [e for e in spec.keep_epochs if not 0 <= e < epochs]
+            if outside:
+                raise ValueError(f"{spec.name}: keep_epochs {outside} outside 0..{epochs - 1}")
+            out.append(Phase(spec, data, epochs, s.lr or t.lr,
+                             t.warmup_epochs if s.warmup_epochs is None else s.warmup_epochs, options,
+                             s.batch_size or t.batch_size,
+                             t.lr_min_ratio if s.lr_min_ratio is None else s.lr_min_ratio))
         return out
 
     def phase_id(self, phase: Phase, init_id: str | None) -> str:
@@ -197,10 +232,14 @@ class TrainStage(Stage):
         decide its weights; the loss options only where the data has generated clips."""
         d = phase.data
         opts = phase.loss_options if "generated" in d.source else {"real_epsilon": phase.loss_options["real_epsilon"]}
+        settings = {**self.cfg.train.model_dump(mode="json", include=set(_WEIGHT_SETTINGS)),
+                    "batch_size": phase.batch_size, "lr_min_ratio": phase.lr_min_ratio}
+        # Kept epochs only where there are some: every other phase keeps the id it always had.
+        keep = {"keep": list(phase.spec.keep_epochs)} if phase.spec.keep_epochs else {}
         return row_id("train-phase", phase=phase.name, data=d.clip_ids, classes=d.class_names, u=d.uncertainty,
                       init=init_id, epochs=phase.epochs, lr=phase.lr, warmup=phase.warmup_epochs,
                       loss=phase.spec.loss, opts=opts, norm=d.normalizer if "generated" in d.source else None,
-                      settings=self.cfg.train.model_dump(mode="json", include=set(_WEIGHT_SETTINGS)))
+                      settings=settings, **keep)
 
     # ---------------------------------------------------------------- run / resolve
     def run(self, ctx: StageContext, inputs: Inputs) -> StageResult:
@@ -235,11 +274,7 @@ class TrainStage(Stage):
             done[phase.name] = {"id": phase_id, "checkpoint": checkpoint, "metrics": info,
                                 "name": folder.rpartition("/")[2], "num_clips": len(phase.data)}
             if phase.spec.role is not None:
-                model_dir = join_uri(checkpoint, MODEL_DIR)
-                rows.append({"model_key": row_id("model", phase=phase_id), "role": phase.spec.role,
-                             "label": phase.spec.label or phase.name, "model_dir": model_dir, "phase": phase.name,
-                             "model": t.model, "recipe": t.recipe, "loss": phase.spec.loss, "w": t.w,
-                             "num_clips": len(phase.data), "num_classes": len(phase.data.class_names)})
+                rows += self._model_rows(store, folder, phase, phase_id, checkpoint, int(info["epoch"]))
         last = done[phases[-1].name]
         generated = next((p.data for p in phases if "generated" in p.data.source), None)
         result = {"model_dir": rows[-1]["model_dir"] if rows else None, "recipe": t.recipe, "model": t.model,
@@ -253,6 +288,27 @@ class TrainStage(Stage):
                  "resumed_from_epoch": m.get("start_epoch", 0), "phases": len(phases)}
         return StageResult(pa.Table.from_pylist(rows, schema=MODEL_SCHEMA), stats)
 
+    def _model_rows(self, store: RunStore, folder: str, phase: Phase, phase_id: str, checkpoint: str,
+                    final_epoch: int) -> list[dict[str, Any]]:
+        """One row per handed-on model of a finished phase: the final one, or each kept epoch's."""
+        t = self.cfg.train
+        keep = phase.spec.keep_epochs
+        if keep:
+            kept = epoch_checkpoints(store, folder)
+            missing = sorted(set(keep) - set(kept))
+            if missing:
+                raise RuntimeError(f"{phase.name}: the models of epochs {[e + 1 for e in missing]} are not in "
+                                   f"{store.uri(folder)}")
+            models = [(e, kept[e]) for e in sorted(keep)]
+        else:
+            models = [(final_epoch, checkpoint)]
+        base = {"role": phase.spec.role, "phase": phase.name, "model": t.model, "recipe": t.recipe,
+                "loss": phase.spec.loss, "w": t.w, "num_clips": len(phase.data),
+                "num_classes": len(phase.data.class_names), "shared": phase.spec.shared}
+        return [{**base, "model_key": row_id("model", phase=phase_id, **({"epoch": e} if keep else {})),
+                 "label": phase.spec.model_label(e), "model_dir": join_uri(uri, MODEL_DIR), "epoch": e}
+                for e, uri in models]
+
     def _fit(self, ctx: StageContext, store: RunStore, phase: Phase, folder: str, init_model: str | None,
              log: Callable[[str], None]) -> tuple[str, dict]:
         """Train one phase with a TorchTrainer into ``store``; returns its final checkpoint and metrics."""
@@ -262,38 +318,39 @@ class TrainStage(Stage):
         from ray_pipeline.training.loop import train_loop_per_worker
 
         t = self.cfg.train
-        if len(phase.data) < t.batch_size:  # checked here: in the workers it would fail max_failures times
+        if len(phase.data) < phase.batch_size:  # checked here: in the workers it would fail max_failures times
             raise ValueError(f"{phase.name}: {len(phase.data)} training clips, fewer than one global batch of "
-                             f"{t.batch_size} (train.batch_size)")
-        resources = ctx.cluster.resources()
-        if t.use_gpu and resources.get("GPU", 0) < t.num_workers:
-            raise ConfigError(f"train.use_gpu with {t.num_workers} workers, but the cluster has "
-                              f"{resources.get('GPU', 0):g} GPUs")
-        cpus = t.cpus_per_worker or max(0.5, (resources.get("CPU", 1) - self.cfg.ray.reserve_cpus) / t.num_workers)
+                             f"{phase.batch_size} (the phase's batch_size)")
+        if phase.batch_size % t.num_workers:
+            raise ConfigError(f"{phase.name}: batch_size {phase.batch_size} must divide evenly over "
+                              f"{t.num_workers} workers")
+        workers = plan_train_workers(t, ctx.cluster.nodes(), self.cfg.ray.reserve_cpus)
+        cpus = workers.num_cpus
         resume_from, info = latest_checkpoint(store, folder)
         if resume_from:
             log(f"{phase.name}: resuming after epoch {info['epoch'] + 1} from {resume_from}")
         loop = {
             "phase": phase.name, "model": t.model, "backbone": self.backbone_path, "model_options": t.model_options,
             "init_model": init_model, "preprocess_from": self.backbone_path, "data": phase.data.as_dict(),
-            "epochs": phase.epochs, "lr": phase.lr, "lr_min_ratio": t.lr_min_ratio,
-            "warmup_epochs": phase.warmup_epochs, "weight_decay": t.weight_decay, "batch_size": t.batch_size,
+            "epochs": phase.epochs, "lr": phase.lr, "lr_min_ratio": phase.lr_min_ratio,
+            "warmup_epochs": phase.warmup_epochs, "weight_decay": t.weight_decay, "batch_size": phase.batch_size,
             "num_frames": t.num_frames, "augment": t.augment, "mixed_precision": t.mixed_precision, "seed": t.seed,
             "loss": phase.spec.loss, "loss_options": phase.loss_options,
-            "run_store": store.root, "checkpoint_folder": folder, "torch_threads": max(1, int(cpus)),
+            "run_store": store.root, "checkpoint_folder": folder, "torch_threads": torch_threads(self.cfg.ray, cpus),
+            "worker_cpus": cpus, "loader": t.loader.model_dump(mode="json"),
+            "keep_epochs": list(phase.spec.keep_epochs),
         }
         log(f"{phase.name}: {len(phase.data)} clips, {len(phase.data.class_names)} classes, {phase.epochs} epochs, "
             f"{t.num_workers} worker(s) x {cpus:g} CPU, loss {phase.spec.loss}")
         trainer = TorchTrainer(
             train_loop_per_worker, train_loop_config=loop,
-            scaling_config=ray.train.ScalingConfig(num_workers=t.num_workers, use_gpu=t.use_gpu,
-                                                   resources_per_worker={"CPU": cpus}),
+            scaling_config=ray.train.ScalingConfig(**workers.scaling_kwargs()),
             run_config=ray.train.RunConfig(
                 # The store's own filesystem: a URI's options (endpoint_override, scheme) are in it.
                 name=folder.rpartition("/")[2], storage_path=store.fs_path("train/ray"),
                 storage_filesystem=store.fs,
                 failure_config=ray.train.FailureConfig(max_failures=t.max_failures),
-                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+                checkpoint_config=checkpoint_config(phase.spec.keep_epochs),
                 callbacks=list(self.callbacks)),
         )
         with EpochWatcher(store, folder, phase, log, ctx.metrics):
@@ -304,6 +361,22 @@ class TrainStage(Stage):
         if checkpoint is None:
             raise RuntimeError(f"{phase.name}: training finished but {store.uri(folder)} holds no checkpoint")
         return checkpoint, info
+
+
+def checkpoint_config(keep_epochs: tuple[int, ...]) -> Any:
+    """Ray Train keeps the 2 newest checkpoints (enough to resume). With kept epochs it ranks them by
+    ``RANK_METRIC`` (kept epochs above every other) and keeps one more than there are kept epochs:
+    the kept ones and the newest (which Ray never deletes) stay.
+
+    Args:
+        keep_epochs: the phase's kept epochs.
+    """
+    import ray.train
+
+    if not keep_epochs:
+        return ray.train.CheckpointConfig(num_to_keep=2)
+    return ray.train.CheckpointConfig(num_to_keep=len(keep_epochs) + 1, checkpoint_score_attribute=RANK_METRIC,
+                                      checkpoint_score_order="max")
 
 
 class EpochWatcher:
@@ -319,6 +392,7 @@ class EpochWatcher:
         self._thread = threading.Thread(target=self._watch, daemon=True)
         _, info = latest_checkpoint(store, folder)
         self._seen = info["epoch"] if info else -1
+        self._announced = False
 
     def __enter__(self) -> EpochWatcher:
         self._thread.start()
@@ -340,6 +414,9 @@ class EpochWatcher:
             return
         if info is None or info["epoch"] <= self._seen:
             return
+        if not self._announced and info.get("precision_note"):  # this run's first epoch: how it trains
+            self._announced = True
+            self.log(f"{self.phase.name}: {info['precision_note']}; {info.get('loader', '')}")
         self._seen = epoch = int(info["epoch"])
         total = self.phase.epochs
         left = (total - epoch - 1) * float(info.get("epoch_seconds", 0.0))

@@ -65,7 +65,7 @@ from ray_pipeline.sweep.layout import (
     trial_dir,
 )
 from ray_pipeline.sweep.resources import ResourcePlan, plan_resources
-from ray_pipeline.sweep.sharing import prepare_trial_inputs, run_data_stages
+from ray_pipeline.sweep.sharing import prepare_trial_inputs, run_data_stages, train_shared_phases
 from ray_pipeline.sweep.space import Sweep, TrialSpec, attach, load_sweep
 from ray_pipeline.sweep.tracking import SweepMlflowCallback, SweepTracker
 from ray_pipeline.sweep.trial import run_trial, trial_dirname
@@ -73,9 +73,8 @@ from ray_pipeline.sweep.trial import run_trial, trial_dirname
 
 def _trial_record(t: TrialSpec) -> dict[str, Any]:
     cfg = t.config.model_copy(deep=True)
-    cfg.evaluate.baseline = t.evaluate_baseline
     return {"key": t.key, "index": t.index, "name": cfg.name, "variant": t.variant,
-            "data_group": t.data_group, "evaluate_baseline": t.evaluate_baseline,
+            "data_group": t.data_group,
             "config": cfg.model_dump(mode="json")}
 
 
@@ -89,12 +88,8 @@ def describe_plan(sweep: Sweep) -> list[str]:
                   f"are nested subsets)") if len(sizes) > 1 else ""
         lines.append(f"data group {g.key} ({g.label()}): {len(g.trial_keys)} trial(s) share prompts, clips "
                      f"and scores{nested}")
-    n_base = sum(t.evaluate_baseline for t in sweep.trials)
-    lines.append(f"backbone baseline evaluated in {n_base} trial(s), skipped in "
-                 f"{sum(t.config.evaluate.baseline for t in sweep.trials) - n_base} (same model, same videos)")
     for t in sweep.trials:
-        lines.append(f"  trial {t.key} [{t.label()}] data {t.data_group}"
-                     + (" +baseline" if t.evaluate_baseline else ""))
+        lines.append(f"  trial {t.key} [{t.label()}] data {t.data_group}")
     return lines
 
 
@@ -146,7 +141,7 @@ def _launch(sweep: Sweep, path: str, overrides: list[str], root: RunStore, track
 
     cluster = Cluster(base_cfg.ray)
     resources = cluster.resources()
-    plan = plan_resources(sweep, resources)
+    plan = plan_resources(sweep, cluster.nodes())
     log(f"cluster {resources.get('CPU', 0):g} CPU / {resources.get('GPU', 0):g} GPU: "
         f"{plan.max_concurrent_trials} concurrent trial(s), each {plan.driver_cpus:g} driver CPU + "
         f"train workers {sorted(set(plan.train_cpus_per_worker.values()))} CPU each")
@@ -168,6 +163,8 @@ def _launch(sweep: Sweep, path: str, overrides: list[str], root: RunStore, track
     try:
         stats = run_data_stages(sweep.groups, root, console)
         prepare_trial_inputs(sweep.trials, log)
+        if train_shared_phases(sweep.trials, root, console):
+            log("shared training phases ready (trials find them by content id)")
         history = _read_json(root, DATA_STATS) or []
         history.append({"launch": launch, "time": time.time(), "groups": stats})
         root.write_text(DATA_STATS, json.dumps(history, indent=2))

@@ -4,9 +4,9 @@ Trials are grouped by the fields that decide their prompt, clip and score rows (
 ``prompts``, ``generate`` and ``score`` except ``clips_per_class`` and actor-pool sizing, plus
 ``seed``, ``cache_dir`` and ``data_dir``); each group's data stages run once, on the driver, for
 the *largest* ``clips_per_class`` of its trials. Prompt rows are nested (clip ``i`` is the same
-row whatever ``clips_per_class`` is), so the smaller values select subsets of the same clips. The
-backbone's evaluation is the same in every trial with the same evaluation setup, so it runs in the
-first of them only.
+row whatever ``clips_per_class`` is), so the smaller values select subsets of the same clips.
+Models shared across trials (the backbone, the source-trained baseline) are trained and evaluated
+into the shared store by content id, so only the first trial that needs one does the work.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ class TrialLike(Protocol):
     key: str
     config: ExperimentConfig
     data_group: str
-    evaluate_baseline: bool
 
 
 @dataclass
@@ -91,29 +90,6 @@ def group_data_stages(trials: list[TrialLike]) -> list[DataGroup]:
     return groups
 
 
-def baseline_fields(cfg: ExperimentConfig) -> dict[str, Any]:
-    """What the untrained backbone's evaluation depends on (not the trial's training or data)."""
-    ev = cfg.evaluate.model_dump(mode="json", exclude={"pool", "baseline"})
-    return {"backbone": cfg.train.backbone, "num_frames": ev.pop("num_frames") or cfg.train.num_frames,
-            "evaluate": ev, "world": cfg.world.model_dump(mode="json"), "cache_dir": cfg.cache_dir}
-
-
-def assign_baselines(trials: list[TrialLike]) -> None:
-    """Evaluate the backbone baseline once per distinct evaluation setup, in its first trial.
-
-    The baseline is the same model on the same videos in every trial of a group, so evaluating
-    it per trial would only repeat work; the report takes it from the trial that ran it.
-    """
-    seen: set[str] = set()
-    for t in trials:
-        if not t.config.evaluate.baseline:
-            t.evaluate_baseline = False
-            continue
-        k = row_id("baseline", **baseline_fields(t.config))
-        t.evaluate_baseline = k not in seen
-        seen.add(k)
-
-
 def run_data_stages(groups: list[DataGroup], root: Any, console: Any) -> list[dict[str, Any]]:
     """prompts -> generate -> score once per data group (largest clips_per_class), on the driver,
     through the same pipeline as ``ray-pipeline run``."""
@@ -152,6 +128,7 @@ def prepare_trial_inputs(trials: list[TrialLike], log: Callable[[str], None]) ->
     """
     from ray_pipeline.evaluation.datasets import load_splits
     from ray_pipeline.models.resolve import resolve_model_path
+    from ray_pipeline.tasks import get_task
 
     done: set[str] = set()
 
@@ -169,9 +146,31 @@ def prepare_trial_inputs(trials: list[TrialLike], log: Callable[[str], None]) ->
         for d in c.evaluate.datasets:
             once(json.dumps(["dataset", d.model_dump(mode="json"), c.world.model_dump(mode="json"), c.cache_dir]),
                  f"evaluation dataset {d.name}", lambda d=d, c=c: load_splits(d, c))
-        if c.task == "anomaly" and c.anomaly.dataset is not None:
-            from ray_pipeline.tasks import get_task
+        section = getattr(c, c.task, None)
+        if section is not None:
+            once(json.dumps(["task", c.task, section.model_dump(mode="json"), c.world.model_dump(mode="json"),
+                             c.cache_dir]), f"{c.task} lists", lambda c=c: get_task(c).prepare())
 
-            d = c.anomaly.dataset
-            once(json.dumps(["anomaly", d.model_dump(mode="json"), c.world.model_dump(mode="json"), c.cache_dir]),
-                 f"anomaly dataset {d.name}", lambda c=c: get_task(c).dataset)
+
+def train_shared_phases(trials: list[TrialLike], root: Any, console: Any) -> int:
+    """Train, on the driver and before any trial starts, the phases trials share by content id
+    (the source-only phase: one per seed and source setting), so concurrent trials never train the
+    same phase at once; returns how many distinct shared phases the trials use."""
+    from ray_pipeline.pipeline import Pipeline
+    from ray_pipeline.stages.train import zero_shot_phases
+
+    seen: set[str] = set()
+    for t in trials:
+        shared = [spec for spec in zero_shot_phases(t.config) if spec.shared]
+        if not shared:
+            continue
+        # What the shared phases depend on: not the loss of the generated phase that follows them.
+        train = t.config.train.model_dump(mode="json", exclude={"loss", "w", "epsilon", "uf_drop_fraction"})
+        key = row_id("shared-phases", train=train, data_dir=t.config.data_dir)
+        if key in seen:
+            continue
+        seen.add(key)
+        # A scratch run directory for the driver's part (the phase itself lands in the shared store).
+        Pipeline(t.config, root.__class__(root.uri(f"shared/{key}")), console,
+                 stage_options={"train": {"phases_spec": shared}}).run(["train"], until="train")
+    return len(seen)

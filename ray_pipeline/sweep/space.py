@@ -29,7 +29,7 @@ from ray_pipeline.config import (
 from ray_pipeline.ids import row_id
 from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep.layout import DATA_DIR
-from ray_pipeline.sweep.sharing import DataGroup, assign_baselines, group_data_stages
+from ray_pipeline.sweep.sharing import DataGroup, group_data_stages
 
 GRID = "grid"
 DISTRIBUTIONS = ("choice", "uniform", "quniform", "loguniform", "randint")
@@ -81,7 +81,6 @@ class TrialSpec:
     variant: dict[str, Any]
     config: ExperimentConfig
     data_group: str = ""
-    evaluate_baseline: bool = True
 
     def label(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.variant.items()) or "(no axes)"
@@ -212,7 +211,8 @@ def trial_key(config: ExperimentConfig) -> str:
     Content-derived like row ids, so the same trial gets the same folder and MLflow run after a
     restart, and an edited sweep file cannot silently reuse another trial's results.
     """
-    return row_id("trial", config=config.model_dump(mode="json"))[:12]
+    # ``analysis`` changes what `ray-pipeline analyze` draws, never a trial's result.
+    return row_id("trial", config=config.model_dump(mode="json", exclude={"analysis"}))[:12]
 
 
 def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> Sweep:
@@ -279,7 +279,6 @@ def load_sweep(path: str | os.PathLike, overrides: list[str] | None = None) -> S
         same = [t.label() for t in trials if t.key == dup]
         raise ConfigError(f"{source}: trials {same} have identical configs; give them a distinguishing axis")
     name = trials[0].config.name if trials else "sweep"
-    assign_baselines(trials)
     return Sweep(source=source, name=name, settings=settings, axes=axes, base=base, trials=trials,
                  groups=group_data_stages(trials))
 

@@ -135,9 +135,9 @@ class SweepTracker:
             return
         if status == "FINISHED" and key not in self._finished:
             if result:
-                self._log_metrics(run_id, {k: v for k, v in result.items()
-                                           if isinstance(v, (int, float)) and k.startswith(
-                                               ("eval.", "baseline.", "train.", "trial_seconds"))})
+                wanted = ("train.", "trial_seconds", "data.")
+                self._log_metrics(run_id, {k: v for k, v in result.items() if isinstance(v, (int, float))
+                                           and (k.startswith(wanted) or ".top" in k)})
             store = RunStore(RunStore(self.sweep_uri).uri(trial_dir(key)))
             for name in ("config.yaml", "report.md", "summary.json", "summary.md", TRIAL_SPEC,
                          "train/result.json"):
@@ -221,8 +221,8 @@ class SweepMlflowCallback(tune.Callback):
         key, _ = self._run(trial)
         result = self._last.get(key) or trial.last_result
         self.tracker.finish_trial(key, result, "FINISHED")
-        top1 = ", ".join(f"{k.split('.')[1]} top-1 {v:.1f}" for k, v in result.items()
-                         if k.startswith("eval.") and k.endswith(".top1_mean"))
+        top1 = ", ".join(f"{k.split('.')[0]} top-1 {v:.1f}" for k, v in result.items()
+                         if k.endswith(".generated.top1_mean"))
         took = time.monotonic() - self._started.get(key, time.monotonic())
         self._say(trials, trial, f"finished in {took:.0f}s" + (f": {top1}" if top1 else ""))
 

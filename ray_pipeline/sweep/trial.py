@@ -19,27 +19,18 @@ from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep.layout import TRIAL_ATTEMPTS, TRIAL_RESULT, TRIAL_SPEC, trial_dir
 from ray_pipeline.sweep.resources import apply_resources
 
-DATA_STAGES = ("prompts", "generate", "score")
 
+def final_metrics(summary: dict | None, train_stats: dict, cfg: ExperimentConfig) -> dict[str, float]:
+    """Flat final metrics of a trial: the task's own (``<dataset>.<role>.top1_mean``, ``_std``, CI
+    bounds, per role) and the training figures (``train.*``)."""
+    from ray_pipeline.tasks import get_task
 
-def _row(summary: dict | None, role: str) -> dict | None:
-    return next((r for r in (summary or {}).get("rows", []) if r["role"] == role), None)
-
-
-def final_metrics(summary: dict | None, train_stats: dict) -> dict[str, float]:
-    """Flat final metrics of a trial: per dataset, the trained model's (``eval.``) and the
-    backbone's or baseline's (``baseline.``) top-1 (and top-5; anomaly: AUC, AUC_A) mean and std."""
     out: dict[str, float] = {}
     for k in ("final_loss", "epochs", "num_clips"):
         if isinstance(train_stats.get(k), (int, float)):
             out[f"train.{k}"] = float(train_stats[k])
-    for prefix, role in (("eval", "generated"), ("baseline", "backbone"), ("baseline", "baseline")):
-        row = _row(summary, role)
-        for ds, metrics in (row or {}).get("datasets", {}).items():
-            for metric in ("top1", "top5", "auc", "auc_a"):
-                if metric in metrics:
-                    out[f"{prefix}.{ds}.{metric}_mean"] = float(metrics[metric]["mean"])
-                    out[f"{prefix}.{ds}.{metric}_std"] = float(metrics[metric]["std"])
+    if summary:
+        out.update(get_task(cfg).metrics(summary))
     return out
 
 
@@ -56,6 +47,7 @@ def run_trial(config: dict[str, Any], *, sweep_uri: str, plan: dict[str, Any]) -
     from ray_pipeline.console import Console
     from ray_pipeline.pipeline import SUMMARY_JSON, Pipeline
     from ray_pipeline.report import write_run_report
+    from ray_pipeline.tasks.base import DATA_STAGES
 
     quiet_ray_data()  # Ray was started by Tune here, not by our Cluster
     os.chdir(plan["cwd"])  # Tune starts trials in their own folder; configs are relative to the driver's
@@ -81,7 +73,7 @@ def run_trial(config: dict[str, Any], *, sweep_uri: str, plan: dict[str, Any]) -
     results = pipeline.run(work)
     summary = json.loads(store.read_text(SUMMARY_JSON)) if store.exists(SUMMARY_JSON) else None
     write_run_report(store)
-    result = {**final_metrics(summary, results["train"].stats), "trial_seconds": time.perf_counter() - start}
+    result = {**final_metrics(summary, results["train"].stats, cfg), "trial_seconds": time.perf_counter() - start}
     store.write_text(TRIAL_RESULT, json.dumps(result, indent=2))
     tune.report({**result, "final": 1})
 

@@ -14,6 +14,9 @@ from ray_pipeline.tasks.base import Task
 # task name -> "module:class", imported on use so the CLI's --help stays fast.
 TASKS = {
     "zero_shot": "ray_pipeline.tasks.zero_shot:ZeroShotTask",
+    "few_shot": "ray_pipeline.tasks.few_shot:FewShotTask",
+    "base_to_novel": "ray_pipeline.tasks.base_to_novel:BaseToNovelTask",
+    "long_tail": "ray_pipeline.tasks.long_tail:LongTailTask",
     "anomaly": "ray_pipeline.tasks.anomaly:AnomalyTask",
 }
 

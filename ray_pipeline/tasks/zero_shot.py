@@ -6,50 +6,37 @@ against its own class names; top-1 (and top-5 where configured) per split, then 
 std and a 95 % CI over splits (one training seed per run; sweeps carry the seeds).
 
 Rows of ``summary.json``: ``backbone`` (the pretrained CLIP untrained: vanilla CLIP's role) and the
-models the train stage handed on (``generated``: trained on the generated clips). Comparisons:
-each trained model against the backbone, paired by split.
+models the train stage handed on: ``baseline`` (TC-CLIP trained on the source dataset: the paper's
+"TC-CLIP" row) and ``generated`` (trained further on the generated clips: "+Ours"). Comparisons,
+paired by split: each trained model against the backbone, and the generated-data model against
+the baseline.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.evaluation.metrics import split_counts
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.models.resolve import resolve_model_path
-from ray_pipeline.prompts.classlists import get_class_entries
 from ray_pipeline.stages.base import Inputs, Stage
-from ray_pipeline.tasks.base import Task
+from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries
 
 
 class ZeroShotTask(Task):
     name = "zero_shot"
     stage_names = ("prompts", "generate", "score", "train", "evaluate")
 
-    def class_entries(self) -> list:
-        p = self.cfg.prompts
-        return get_class_entries(p.classes, fix_hmdb_swap=p.hmdb_fix_swap)
-
     def build(self, name: str) -> Stage:
         cfg = self.cfg
         cache_dir = str(cfg.resolved_cache_dir())
-        if name == "prompts":
-            from ray_pipeline.stages.prompts import PromptsStage
-
-            return PromptsStage.from_config(cfg, self.class_entries())
-        if name == "generate":
-            from ray_pipeline.stages.generate import GenerateStage
-
-            return GenerateStage(cfg.generate)
-        if name == "score":
-            from ray_pipeline.stages.score import ScoreStage
-
-            return ScoreStage(cfg.score, [e.name for e in self.class_entries()],
-                              resolve_model_path(cfg.score.model, cache_dir), cfg.generate.weights_cache)
+        if name in DATA_STAGES:
+            return build_data_stage(cfg, name)
         if name == "train":
             from ray_pipeline.stages.train import TrainStage
 
-            return TrainStage(cfg, [e.name for e in self.class_entries()],
+            return TrainStage(cfg, [e.name for e in class_entries(cfg)],
                               resolve_model_path(cfg.train.backbone, cache_dir))
         if name == "evaluate":
             from ray_pipeline.evaluation.datasets import load_splits
@@ -88,20 +75,26 @@ class ZeroShotTask(Task):
             rows.append({"label": label, "role": role, "seeds": [] if role == "backbone" else [seed],
                          "datasets": datasets})
         comparisons = []
-        backbone = next((r["label"] for r in rows if r["role"] == "backbone"), None)
+        first = {role: next((r["label"] for r in rows if r["role"] == role), None) for role in ("backbone", "baseline")}
         for row in rows:
-            if backbone is None or row["label"] == backbone:
-                continue
-            for ds in row["datasets"]:
-                for metric in ("top1", "top5"):
-                    a, b = cells.get((row["label"], ds, metric)), cells.get((backbone, ds, metric))
-                    if a and b:
-                        comparisons.append({"a": row["label"], "b": backbone, "metric": metric, "dataset": ds,
-                                            **paired_difference(a, b)})
+            # Every trained model against CLIP untrained; generated-data models also against the
+            # same recipe without generated data (the paper's comparison).
+            refs = [first["backbone"]] + ([first["baseline"]] if row["role"] in ("generated", "ablation") else [])
+            for ref in refs:
+                if ref is None or ref == row["label"]:
+                    continue
+                for ds in row["datasets"]:
+                    for metric in ("top1", "top5"):
+                        a, b = cells.get((row["label"], ds, metric)), cells.get((ref, ds, metric))
+                        if a and b:
+                            comparisons.append({"a": row["label"], "b": ref, "metric": metric, "dataset": ds,
+                                                **paired_difference(a, b)})
         data: dict[str, Any] = {}
         if "generate" in results and results["generate"].rows.num_rows:
             data["clips"] = results["generate"].rows.num_rows
             data["classes"] = len(set(results["generate"].rows.column("class_name").to_pylist()))
+            if "score" in results:  # failure_auroc (a fraction) where the generator knows its failures
+                data.update(failure_figures(results["generate"].rows, results["score"].rows))
         ev_cfg = self.cfg.evaluate
         return {
             "task": self.name, "rows": rows, "comparisons": comparisons, "data": data,

@@ -1,14 +1,19 @@
 """The Ray Train worker loop: build the model, train the phase's epochs, checkpoint every epoch.
 
-DDP over the Ray Train workers (gloo on CPU, NCCL on GPU; mixed precision on GPU). Rank 0 reports a
-checkpoint every epoch (model as safetensors, optimizer/scheduler/epoch as a weights-only torch
-file, and ``train_state.json`` with the epoch's metrics). A dead worker is replaced and training
-resumes from the newest checkpoint in the phase's folder of the run store (fetched first when the
-store is remote), so does a rerun of the command.
+DDP over the Ray Train workers (gloo on CPU, NCCL on GPU; mixed precision on GPU: bf16 where the
+GPU has it, else fp16 with a GradScaler). Clips are decoded by DataLoader processes into pinned
+memory on GPU (``train.loader``), and a step never waits on the GPU from the host: batches are
+copied without blocking, input checks run on the loader's CPU tensors, and the epoch's loss is
+summed on the device and read once per epoch. Rank 0 reports a checkpoint every epoch (model as
+safetensors, optimizer/scheduler/epoch as a weights-only torch file, and ``train_state.json`` with
+the epoch's metrics). A dead worker is replaced and training resumes from the newest checkpoint in
+the phase's folder of the run store (fetched first when the store is remote), so does a rerun of
+the command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -16,13 +21,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ray_pipeline.runstore import RunStore, local_copy
+if TYPE_CHECKING:  # the run store needs pyarrow; train_epoch runs where it is absent (the GPU check)
+    from ray_pipeline.runstore import RunStore
 
 STATE_FILE = "train_state.pt"
 INFO_FILE = "train_state.json"
 MODEL_DIR = "model"
+# The metric Ray Train ranks a phase's checkpoints by when it keeps chosen epochs (stages/train.py).
+RANK_METRIC = "checkpoint_rank"
 
 
 def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
@@ -55,6 +63,21 @@ def latest_checkpoint(store: RunStore, folder: str) -> tuple[str | None, dict | 
     return best, best_info
 
 
+def epoch_checkpoints(store: RunStore, folder: str) -> dict[int, str]:
+    """Every checkpoint of ``folder`` by its finished (0-based) epoch, as ``store.uri``."""
+    out = {}
+    for directory in store.list_dirs(folder):
+        info_rel = f"{directory}/{INFO_FILE}"
+        if directory.rpartition("/")[2].startswith("checkpoint_") and store.exists(info_rel):
+            out[int(json.loads(store.read_text(info_rel))["epoch"])] = store.uri(directory)
+    return out
+
+
+def checkpoint_rank(epoch: int, keep_epochs: set[int]) -> int:
+    """Kept epochs rank above every other checkpoint, newer above older within each kind."""
+    return epoch + (1_000_000 if epoch in keep_epochs else 0)
+
+
 def load_checkpoint_dir(directory: str, model, optimizer, scheduler, scaler) -> int:
     """Restore from a checkpoint directory; returns the next epoch to run."""
     import torch
@@ -68,20 +91,39 @@ def load_checkpoint_dir(directory: str, model, optimizer, scheduler, scaler) -> 
     return int(state["epoch"]) + 1
 
 
+def choose_precision(requested: str, device: Any) -> tuple[str, str]:
+    """The autocast precision a worker runs (``no``, ``bf16``, ``fp16``) and why, for the log.
+
+    CPU trains in fp32; bf16 only where the GPU has it (compute capability 8.0+), else fp16,
+    which needs a GradScaler."""
+    import torch
+
+    if device.type != "cuda" or requested == "no":
+        return "no", f"fp32 on {device.type}"
+    name = torch.cuda.get_device_name(device)
+    if requested == "bf16" and not torch.cuda.is_bf16_supported():
+        return "fp16", f"fp16 autocast with a GradScaler: {name} has no bf16 (train.mixed_precision: bf16)"
+    return requested, f"{requested} autocast on {name}" + (" with a GradScaler" if requested == "fp16" else "")
+
+
 def train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_names: list[str], device,
                 amp_dtype) -> Any:
     """One pass over ``loader``; returns [sum of per-clip losses, clips] on ``device``.
 
+    No step waits on the device from the host: the batch is copied without blocking (from pinned
+    memory when the loader pins), the loss checks its inputs on the loader's CPU tensors, and the
+    loss sum stays on the device. (An fp16 GradScaler still reads its inf check once per step.)
     Shared by the Ray Train loop and the plain-loop benchmark, so both time the same work."""
     import torch
 
     model.train()
     loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
     for pixels, labels, uncertainty, real in loader:
-        pixels, labels = pixels.to(device), labels.to(device)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        pixels = pixels.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext():
             logits = model(pixels, class_names)
-        loss = loss_fn(logits.float(), labels, uncertainty.to(device), real)
+        loss = loss_fn(logits.float(), labels, uncertainty, real)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:  # fp16: scale the loss so small gradients survive
             scaler.scale(loss).backward()
@@ -91,7 +133,8 @@ def train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_name
             loss.backward()
             optimizer.step()
         scheduler.step()
-        loss_sum += torch.tensor([loss.item() * len(labels), len(labels)], dtype=torch.float64, device=device)
+        loss_sum[0] += loss.detach().double() * len(labels)
+        loss_sum[1] += len(labels)
     return loss_sum
 
 
@@ -101,11 +144,12 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
     import torch.distributed as dist
-    from torch.utils.data import DataLoader, DistributedSampler
+    from torch.utils.data import DistributedSampler
 
     from ray_pipeline.models.base import build_video_text_model, load_video_text_model
     from ray_pipeline.models.preprocess import Preprocess
-    from ray_pipeline.training.data import ClipDataset
+    from ray_pipeline.runstore import RunStore, local_copy
+    from ray_pipeline.training.data import ClipDataset, plan_loader, training_loader
     from ray_pipeline.training.losses import build_loss
 
     ctx = ray.train.get_context()
@@ -131,16 +175,19 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     # Same shuffled order for any worker count: each rank takes every world-th index of it.
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=loop["seed"],
                                  drop_last=True)
-    loader = DataLoader(dataset, batch_size=per_worker, sampler=sampler, drop_last=True, num_workers=0)
+    loader_plan = plan_loader(loop["loader"], device.type, loop["worker_cpus"])
+    loader = training_loader(dataset, sampler, per_worker, loader_plan)
 
     optimizer = torch.optim.AdamW(raw.param_groups(loop["lr"]), betas=(0.9, 0.98), eps=1e-8,
                                   weight_decay=loop["weight_decay"])
     steps = len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
         loop["epochs"] * steps, int(loop["warmup_epochs"] * steps), loop["lr_min_ratio"]))
-    amp = loop["mixed_precision"] if device.type == "cuda" else "no"
+    amp, precision_note = choose_precision(loop["mixed_precision"], device)
     amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    if rank == 0:  # the worker's output goes to the run's log; the driver prints the epoch's info
+        print(f"[train] {loop['phase']}: {precision_note}; {loader_plan.describe()}", flush=True)
 
     start_epoch = 0
     # After a worker failure (a replacement worker group) or a rerun of the CLI: the newest
@@ -156,16 +203,19 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
 
     loss_fn = build_loss(loop["loss"], **loop["loss_options"])
     class_names = data["class_names"]
+    keep_epochs = set(loop.get("keep_epochs", ()))
     for epoch in range(start_epoch, loop["epochs"]):
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
+        sampler.set_epoch(epoch)  # EpochIndices hands the epoch to every decoding process
         epoch_start = time.perf_counter()
         loss_sum = train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_names, device, amp_dtype)
         if world > 1:
             dist.all_reduce(loss_sum)
         metrics = {"epoch": epoch, "epochs": loop["epochs"], "loss": float(loss_sum[0] / loss_sum[1]),
                    "start_epoch": start_epoch, "lr": scheduler.get_last_lr()[0],
-                   "epoch_seconds": time.perf_counter() - epoch_start, "steps_per_epoch": steps}
+                   "epoch_seconds": time.perf_counter() - epoch_start, "steps_per_epoch": steps,
+                   RANK_METRIC: checkpoint_rank(epoch, keep_epochs)}
+        # How the epoch ran, for the driver's log (kept out of the reported metrics: numbers only there).
+        info = {**metrics, "precision": amp, "precision_note": precision_note, "loader": loader_plan.describe()}
         if rank == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 raw.save(os.path.join(tmp, MODEL_DIR))
@@ -173,7 +223,7 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
                 if scaler is not None:
                     state["scaler"] = scaler.state_dict()
                 torch.save(state, os.path.join(tmp, STATE_FILE))
-                Path(tmp, INFO_FILE).write_text(json.dumps(metrics))
+                Path(tmp, INFO_FILE).write_text(json.dumps(info))
                 ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
         else:
             ray.train.report(metrics)

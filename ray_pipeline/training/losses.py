@@ -134,6 +134,12 @@ def uf_keep_mask(uncertainties: ArrayLike, drop_fraction: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def _on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``x`` on ``device``, copied without blocking the host (the loader's batches are pinned on GPU);
+    a dtype change happens after, on the device."""
+    return x.to(device, non_blocking=True)
+
+
 def smoothed_targets(labels: torch.Tensor, num_classes: int, epsilon: torch.Tensor) -> torch.Tensor:
     """Eq. (4): ``1 - eps_i`` on the label, ``eps_i / (K - 1)`` elsewhere -> [B, K]."""
     if num_classes < 2:
@@ -219,7 +225,7 @@ class ClassificationLoss(nn.Module):
             # checked where the caller keeps it (the loader's CPU tensor: no device synchronisation)
             if bool(((uncertainty < 0) | (uncertainty > 1) | ~torch.isfinite(uncertainty)).any()):
                 raise ValueError("uncertainties must be normalised to [0, 1] (see UncertaintyNormalizer)")
-            u = uncertainty.to(device=logits.device, dtype=torch.float32).reshape(-1)
+            u = _on(uncertainty, logits.device).to(torch.float32).reshape(-1)
 
         if self.name == "ce":
             return F.cross_entropy(logits.float(), labels)
@@ -233,7 +239,7 @@ class ClassificationLoss(nn.Module):
             return ((1.0 - self.weight * u) * per_sample).mean()
         # uf: mean over the kept clips; an all-dropped batch gives 0 (with a graph, for DDP)
         # compared in float64, so a clip exactly at the threshold (a float64) is kept
-        u64 = uncertainty.reshape(-1).to(logits.device, torch.float64)
+        u64 = _on(uncertainty.reshape(-1), logits.device).to(torch.float64)
         keep = (u64 <= self.threshold).to(per_sample.dtype)
         return (keep * per_sample).sum() / keep.sum().clamp_min(1.0)
 
@@ -242,13 +248,13 @@ class ClassificationLoss(nn.Module):
         """Per sample: the variant's smoothing, weight and keep-flag on generated clips, LS with
         ``real_epsilon`` (weight 1, always kept) on real ones; averaged over the kept clips."""
         device = logits.device
-        real = real.reshape(-1).to(device=device, dtype=torch.bool)
+        real = _on(real.reshape(-1), device).to(torch.bool)
         generated = ~real
         u = torch.zeros(labels.shape, device=device)
         if self.needs_uncertainty:
             if uncertainty is None:
                 raise ValueError(f"the {self.name!r} loss needs per-sample uncertainties")
-            u = uncertainty.reshape(-1).to(device=device, dtype=torch.float32)
+            u = _on(uncertainty.reshape(-1), device).to(torch.float32)
         eps_gen = {"ce": torch.zeros_like(u), "ls": torch.full_like(u, self.epsilon), "ul": self.weight * u,
                    "uw": torch.zeros_like(u), "uf": torch.zeros_like(u)}[self.name]
         eps = torch.where(real, torch.full_like(u, self.real_epsilon), eps_gen)
@@ -256,7 +262,7 @@ class ClassificationLoss(nn.Module):
             else torch.ones_like(u)
         keep = torch.ones_like(u)
         if self.name == "uf":
-            u64 = uncertainty.reshape(-1).to(device, torch.float64)
+            u64 = _on(uncertainty.reshape(-1), device).to(torch.float64)
             keep = torch.where(generated, (u64 <= self.threshold).to(u.dtype), keep)
         per_sample = soft_cross_entropy(logits, smoothed_targets(labels, logits.shape[1], eps))
         return (keep * weight * per_sample).sum() / keep.sum().clamp_min(1.0)

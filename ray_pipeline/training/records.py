@@ -43,13 +43,28 @@ class TrainingRecords:
 
 
 def generated_records(clips: pa.Table, scores: pa.Table | None, class_names: list[str], *, loss: str,
-                      uncertainty_norm: str = "minmax", uf_drop_fraction: float = 0.1) -> TrainingRecords:
+                      uncertainty_norm: str = "minmax", uf_drop_fraction: float = 0.1,
+                      classes: list[str] | None = None) -> TrainingRecords:
     """Generated clips (rows of the generate stage, in id order) with the entropy of *their* score
     rows (this config's scorer), normalised over the set; UF's filtering applied.
 
+    ``classes`` keeps only those classes' clips, labelled by their position in ``classes``; the set
+    (its normalisation, UF's threshold) is then those clips.
+
     Raises:
         FileNotFoundError: an uncertainty-based loss and clips without a score row.
+        ValueError: a name in ``classes`` that is not one of ``class_names``.
     """
+    if classes is not None:
+        unknown = [n for n in classes if n not in class_names]
+        if unknown:
+            raise ValueError(f"{len(unknown)} classes have no generated clips, e.g. {unknown[0]!r}")
+        index = {class_names.index(n): i for i, n in enumerate(classes)}
+        keep = pa.array([k in index for k in clips.column("class_index").to_pylist()])
+        clips = clips.filter(keep)
+        clips = clips.set_column(clips.schema.get_field_index("class_index"), "class_index",
+                                 pa.array([index[k] for k in clips.column("class_index").to_pylist()], pa.int64()))
+        class_names = list(classes)
     clip_ids = clips.column("clip_id").to_pylist()
     entropy_by_clip: dict[str, float] = {}
     if scores is not None and scores.num_rows:
@@ -95,3 +110,4 @@ def merge_records(a: TrainingRecords, b: TrainingRecords) -> TrainingRecords:
                            uncertainty=a.uncertainty + b.uncertainty, clip_ids=sorted(a.clip_ids + b.clip_ids),
                            source=a.source + b.source, normalizer=a.normalizer or b.normalizer,
                            uf_threshold=a.uf_threshold, dropped=a.dropped + b.dropped)
+
