@@ -15,6 +15,7 @@ from sklearn.metrics import roc_auc_score
 from ray_pipeline.config import ConfigError, ExperimentConfig, load_config
 from ray_pipeline.evaluation.anomaly import parse_temporal_annotations
 from ray_pipeline.runstore import RunStore
+from ray_pipeline.tasks import get_task
 from ray_pipeline.training.mil import topk_mil_ce_loss
 from ray_pipeline.training.mil_data import bag_batches, model_refs
 from tests.helpers import pipeline, quiet_console, stage_context
@@ -181,8 +182,13 @@ def test_topk_loss_is_a_mean_over_videos_so_per_video_backward_accumulates_it():
 
 
 def test_config_errors_name_the_field(tmp_path, tiny_clip, tiny_xclip):
-    with pytest.raises(ConfigError, match="needs anomaly.dataset"):
+    with pytest.raises(ConfigError, match="task anomaly needs a anomaly: section"):
         load_config(None, ["task=anomaly", "train.model=xclip"])
+    with pytest.raises(ConfigError, match="anomaly.dataset"):
+        load_config(None, ["task=anomaly", "train.model=xclip", "anomaly.head=ranking"])
+    world = load_config(WORLD_CONFIG)
+    with pytest.raises(ConfigError, match="train.recipe: anomaly names its own phase"):
+        get_task(world.model_copy(update={"train": world.train.model_copy(update={"recipe": "source"})}))
     with pytest.raises(ConfigError, match="trains X-CLIP"):
         load_config(WORLD_CONFIG, ["train.model=tcclip"])
     with pytest.raises(ConfigError, match="world:world_ucf_crime"):

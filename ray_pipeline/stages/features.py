@@ -7,8 +7,9 @@ encoder (L2-normalised). Models: the backbone as is (the ``baseline`` row: MIL w
 pre-training) and every model the train stage handed on.
 
 A row's id is the model's identity (the backbone's resolved location, or a trained model's
-content key), the video and the segment sampling. The backbone's rows do not depend on any
-training seed, so they live in the shared store, where every run and sweep trial finds them.
+content key), the video and the segment sampling. The backbone's rows (and those of a model of a
+shared train phase) do not depend on any setting of the run, so they live in the shared store,
+where every run and sweep trial finds them.
 
 Manifest ``features/manifest`` (id ``feature_id``): ``feature_id, model (label), role, video
 (file name), path, anomalous, num_frames, features (list<float32>, S x P row-major), dim,
@@ -25,6 +26,7 @@ import pyarrow as pa
 
 from ray_pipeline.config import ActorPoolConfig
 from ray_pipeline.ids import row_id
+from ray_pipeline.runstore import RunStore
 from ray_pipeline.stages.base import Inputs, RowStage, Stage, StageContext, StageResult
 from ray_pipeline.training.mil_data import BagSampling, BagVideo, MilModel, model_refs
 
@@ -52,6 +54,11 @@ class ModelSegmentFeatures(RowStage):
 
     def identity(self) -> dict[str, Any]:
         return {"model": self.model.key, **dataclasses.asdict(self.sampling)}
+
+    def store(self, ctx: StageContext) -> RunStore:
+        # The backbone's features (and a shared phase's model's) depend on no seed or head setting:
+        # every run and sweep trial finds them there.
+        return ctx.shared_store if self.model.shared else ctx.store
 
     def plan(self, ctx: StageContext, inputs: Inputs) -> pa.Table:
         ident = self.identity()
@@ -128,11 +135,9 @@ class FeaturesStage(Stage):
         models = model_refs(trained.rows.to_pylist() if trained is not None else None, self.backbone)
         for model in models:
             stage = self.per_model(model)
-            # The backbone's features are the same for every seed: shared by runs and trials.
-            c = dataclasses.replace(ctx, store=ctx.shared_store) if model.model_dir is None else ctx
             if run:
                 log(model.label)
-            result = stage.run(c, inputs) if run else stage.resolve(c, inputs)
+            result = stage.run(ctx, inputs) if run else stage.resolve(ctx, inputs)
             tables.append(result.rows)
             new += int(result.stats.get("rows_new", 0))
         rows = pa.concat_tables(tables, promote_options="permissive")

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ray_pipeline.cluster import plan_train_workers, torch_threads
 from ray_pipeline.config import ConfigError, ExperimentConfig
 from ray_pipeline.ids import row_id
 from ray_pipeline.runstore import RunStore, join_uri
@@ -198,11 +199,8 @@ class MilStage(Stage):
         if h.bags_per_side * 2 < h.num_workers:
             raise ConfigError(f"anomaly.topk_ce: {h.num_workers} workers share a batch of only "
                               f"{2 * h.bags_per_side} videos (bags_per_side)")
-        resources = ctx.cluster.resources()
-        if h.use_gpu and resources.get("GPU", 0) < h.num_workers:
-            raise ConfigError(f"anomaly.topk_ce.use_gpu with {h.num_workers} workers, but the cluster has "
-                              f"{resources.get('GPU', 0):g} GPUs")
-        cpus = h.cpus_per_worker or max(0.5, (resources.get("CPU", 1) - self.cfg.ray.reserve_cpus) / h.num_workers)
+        workers = plan_train_workers(h, ctx.cluster.nodes(), self.cfg.ray.reserve_cpus, section="anomaly.topk_ce")
+        cpus = workers.num_cpus
         loop = {
             "model": self.cfg.train.model, "backbone": self.backbone, "init_model": model.model_dir,
             "preprocess_from": self.backbone, "data": data, "sampling": dataclasses.asdict(self.sampling),
@@ -211,7 +209,7 @@ class MilStage(Stage):
             "epochs": h.epochs, "bags_per_side": h.bags_per_side, "lr": h.lr, "warmup_epochs": h.warmup_epochs,
             "lr_min_ratio": h.lr_min_ratio, "weight_decay": h.weight_decay, "augment": h.augment,
             "mixed_precision": h.mixed_precision, "seed": self.cfg.train.seed,
-            "run_store": store.root, "checkpoint_folder": folder, "torch_threads": max(1, int(cpus)),
+            "run_store": store.root, "checkpoint_folder": folder, "torch_threads": torch_threads(self.cfg.ray, cpus),
         }
         resume_from, info = latest_checkpoint(store, folder)
         if resume_from:
@@ -220,8 +218,7 @@ class MilStage(Stage):
             f"{h.num_workers} worker(s) x {cpus:g} CPU")
         trainer = TorchTrainer(
             mil_train_loop_per_worker, train_loop_config=loop,
-            scaling_config=ray.train.ScalingConfig(num_workers=h.num_workers, use_gpu=h.use_gpu,
-                                                   resources_per_worker={"CPU": cpus}),
+            scaling_config=ray.train.ScalingConfig(**workers.scaling_kwargs()),
             run_config=ray.train.RunConfig(
                 name=folder.rpartition("/")[2], storage_path=store.fs_path("mil/ray"), storage_filesystem=store.fs,
                 failure_config=ray.train.FailureConfig(max_failures=h.max_failures),

@@ -26,12 +26,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ray_pipeline.config import ConfigError, ExperimentConfig
+from ray_pipeline.config import AnomalyConfig, ConfigError, ExperimentConfig
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.models.resolve import resolve_model_path
-from ray_pipeline.prompts.classlists import get_class_entries
 from ray_pipeline.stages.base import Inputs, Stage
-from ray_pipeline.tasks.base import Task
+from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries
 
 WORLD_PREFIX = "world:world_ucf_crime/"
 METRICS = ("auc", "auc_a")
@@ -55,20 +54,24 @@ class AnomalyTask(Task):
 
     def __init__(self, cfg: ExperimentConfig) -> None:
         super().__init__(cfg)
-        if cfg.anomaly.head == "topk_ce":  # fine-tunes end to end: no frozen features
+        if cfg.train.recipe != "synthetic":
+            raise ConfigError(f"train.recipe: anomaly names its own phase (X-CLIP pre-trained on the generated "
+                              f"clips); leave train.recipe at synthetic, got {cfg.train.recipe}")
+        if self.section.head == "topk_ce":  # fine-tunes end to end: no frozen features
             self.stage_names = tuple(n for n in self.stage_names if n != "features")
 
-    # ---------------------------------------------------------------- inputs
-    def class_entries(self) -> list:
-        p = self.cfg.prompts
-        return get_class_entries(p.classes, fix_hmdb_swap=p.hmdb_fix_swap)
+    @property
+    def section(self) -> AnomalyConfig:
+        assert self.cfg.anomaly is not None  # the config requires the section for task anomaly
+        return self.cfg.anomaly
 
+    # ---------------------------------------------------------------- inputs
     def class_texts(self) -> tuple[list[str], int]:
         """What the top-k head scores segments against, and the normal one's index."""
         from ray_pipeline.training.mil_data import normal_index
 
-        a = self.cfg.anomaly
-        texts = list(a.class_texts) if a.class_texts else [e.name for e in self.class_entries()]
+        a = self.section
+        texts = list(a.class_texts) if a.class_texts else [e.name for e in class_entries(self.cfg)]
         try:
             return texts, normal_index(texts, a.normal_class)
         except ValueError as exc:
@@ -89,7 +92,7 @@ class AnomalyTask(Task):
         if self.cfg.train.num_frames != frames:
             raise ConfigError(f"train.num_frames: {self.cfg.train.backbone} takes {frames} frames per clip, "
                               f"got {self.cfg.train.num_frames}")
-        a = self.cfg.anomaly
+        a = self.section
         return BagSampling(a.num_segments, frames, a.clip_len)
 
     @cached_property
@@ -104,8 +107,7 @@ class AnomalyTask(Task):
         from ray_pipeline.stages.detect import TestVideo
         from ray_pipeline.training.mil_data import BagVideo
 
-        d = self.cfg.anomaly.dataset
-        assert d is not None  # the config requires it for task anomaly
+        d = self.section.dataset
         train_list = resolve_anomaly_path(d.train_list, self.cfg)
         annotations_file = resolve_anomaly_path(d.annotations, self.cfg)
         index = index_videos(resolve_anomaly_path(d.video_root, self.cfg))
@@ -122,42 +124,40 @@ class AnomalyTask(Task):
                 "annotations": annotations}
 
     # ---------------------------------------------------------------- stages
+    def prepare(self) -> list[str]:
+        # Builds the world's set (once, in cache_dir) or reads and checks the real files.
+        data = self.dataset
+        return [f"anomaly dataset {self.section.dataset.name} ({len(data['train'])} training, "
+                f"{len(data['test'])} test videos)"]
+
     def phases(self) -> list:
+        """One phase: the backbone pre-trained on the generated clips with the ``train`` section's
+        loss (the paper's UL). It depends on nothing the MIL heads read, so it is shared by id
+        (data store): runs and trials that differ only in the head or its settings train it once."""
         from ray_pipeline.stages.train import PhaseSpec
 
         t, p = self.cfg.train, self.cfg.prompts
         what = p.strategy.upper() if p.strategy == "ie" else p.strategy.capitalize()
-        return [PhaseSpec("generated", "generated", loss=t.loss, role="generated",
+        return [PhaseSpec("generated", "generated", loss=t.loss, role="generated", shared=True,
                           label=f"MIL + generated pre-training ({what}, {t.loss.upper()})")]
 
     def build(self, name: str) -> Stage:
         cfg = self.cfg
-        cache_dir = str(cfg.resolved_cache_dir())
         if name not in self.stage_names:
-            raise ConfigError(f"task anomaly (head {cfg.anomaly.head}) has no stage {name!r}; stages: "
+            raise ConfigError(f"task anomaly (head {self.section.head}) has no stage {name!r}; stages: "
                               f"{', '.join(self.stage_names)}")
-        if name == "prompts":
-            from ray_pipeline.stages.prompts import PromptsStage
-
-            return PromptsStage.from_config(cfg, self.class_entries())
-        if name == "generate":
-            from ray_pipeline.stages.generate import GenerateStage
-
-            return GenerateStage(cfg.generate)
-        if name == "score":
-            from ray_pipeline.stages.score import ScoreStage
-
-            return ScoreStage(cfg.score, [e.name for e in self.class_entries()],
-                              resolve_model_path(cfg.score.model, cache_dir), cfg.generate.weights_cache)
+        if name in DATA_STAGES:
+            return build_data_stage(cfg, name)
         if name == "train":
             from ray_pipeline.stages.train import TrainStage
 
-            return TrainStage(cfg, [e.name for e in self.class_entries()], self.backbone, self.phases())
+            return TrainStage(cfg, [e.name for e in class_entries(cfg)], self.backbone, self.phases())
         texts, normal = self.class_texts()
         if name == "features":
             from ray_pipeline.stages.features import FeaturesStage
 
-            return FeaturesStage(self.dataset["train"], self.backbone, cfg.train.model, self.sampling, cfg.anomaly.pool)
+            return FeaturesStage(self.dataset["train"], self.backbone, cfg.train.model, self.sampling,
+                                 self.section.pool)
         if name == "mil":
             from ray_pipeline.stages.mil import MilStage
 
@@ -165,7 +165,7 @@ class AnomalyTask(Task):
         from ray_pipeline.stages.detect import DetectStage
 
         return DetectStage(self.dataset["test"], self.backbone, cfg.train.model, self.sampling, texts, normal,
-                           cfg.anomaly.pool)
+                           self.section.pool)
 
     # ---------------------------------------------------------------- summary
     def summarize(self, results: Inputs) -> dict[str, Any]:
@@ -173,10 +173,9 @@ class AnomalyTask(Task):
 
         rows_in = results["detect"].rows.to_pylist()
         annotations = self.dataset["annotations"]
-        d = self.cfg.anomaly.dataset
-        assert d is not None
+        d = self.section.dataset
         seed = self.cfg.train.seed
-        clip_len = self.cfg.anomaly.clip_len
+        clip_len = self.section.clip_len
         by_model: dict[str, list[dict]] = {}
         for r in rows_in:
             by_model.setdefault(r["model"], []).append(r)
@@ -214,7 +213,7 @@ class AnomalyTask(Task):
         if "generate" in results and results["generate"].rows.num_rows:
             data["clips"] = results["generate"].rows.num_rows
             data["classes"] = len(set(results["generate"].rows.column("class_name").to_pylist()))
-        a = self.cfg.anomaly
+        a = self.section
         texts, normal = self.class_texts()
         return {
             "task": self.name, "rows": rows, "comparisons": comparisons, "data": data,

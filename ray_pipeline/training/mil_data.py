@@ -38,19 +38,23 @@ class BagVideo:
 @dataclass(frozen=True)
 class MilModel:
     """A model the MIL head works on; ``model_dir`` None is the untrained backbone, ``key`` its
-    content identity."""
+    content identity, ``shared`` whether what is computed from it alone (its frozen segment
+    features) belongs in the shared store: the backbone's and a shared train phase's do, as they
+    depend on no setting of this run."""
 
     label: str
     role: str
     model_dir: str | None
     key: str
+    shared: bool = False
 
 
 def model_refs(trained: list[dict] | None, backbone: str, baseline_label: str = BASELINE_LABEL) -> list[MilModel]:
     """The backbone (the baseline row: no generated pre-training) and every trained model (the
-    train stage's rows, which carry a role, a label and a content key)."""
-    models = [MilModel(baseline_label, "baseline", None, row_id("backbone", path=backbone))]
-    models += [MilModel(r["label"], r["role"], r["model_dir"], r["model_key"]) for r in trained or []]
+    train stage's rows, which carry a role, a label, a content key and whether they are shared)."""
+    models = [MilModel(baseline_label, "baseline", None, row_id("backbone", path=backbone), shared=True)]
+    models += [MilModel(r["label"], r["role"], r["model_dir"], r["model_key"], bool(r.get("shared")))
+               for r in trained or []]
     return models
 
 

@@ -28,6 +28,7 @@ from ray_pipeline.training.loop import (
     INFO_FILE,
     MODEL_DIR,
     STATE_FILE,
+    choose_precision,
     latest_checkpoint,
     load_checkpoint_dir,
     lr_lambda,
@@ -68,9 +69,11 @@ def mil_train_loop_per_worker(loop: dict[str, Any]) -> None:
                                   weight_decay=loop["weight_decay"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
         loop["epochs"] * steps, int(loop["warmup_epochs"] * steps), loop["lr_min_ratio"]))
-    amp = loop["mixed_precision"] if device.type == "cuda" else "no"
+    amp, precision_note = choose_precision(loop["mixed_precision"], device)
     amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    if rank == 0:
+        print(f"[mil] {precision_note}", flush=True)
 
     start_epoch = 0
     latest, _ = latest_checkpoint(RunStore(loop["run_store"]), loop["checkpoint_folder"])
