@@ -213,3 +213,63 @@ def test_the_world_set_is_built_only_when_a_stage_needs_it(tmp_path, tiny_clip, 
     assert not (tmp_path / "cache" / "world_anomaly").exists()
     p.build("detect")
     assert len(list((tmp_path / "cache" / "world_anomaly").glob("*/world_ucf_crime"))) == 1
+
+
+# --------------------------------------------------------------------------------------------
+# The paper-scale config (Table 5), on stand-in UCF-Crime files
+# --------------------------------------------------------------------------------------------
+
+
+def _stand_in_ucf_crime(root: Path) -> Path:
+    """/mnt/shared/datasets/ucf_crime: the published files' formats and counts (1,610 training videos,
+    810 anomalous; 290 test videos, 140 anomalous), empty videos nested as the downloads nest them."""
+    from ray_pipeline.evaluation.anomaly import ANOMALY_CLASSES
+
+    d = root / "ucf_crime"
+    train, test, notes = [], [], []
+    for i in range(810):
+        cls = ANOMALY_CLASSES[i % 13]
+        train.append(f"Anomaly-Videos-Part-{1 + i % 4}/{cls}/{cls}{i:03d}_x264.mp4")
+    train += [f"Training_Normal_Videos_Anomaly/Normal_Videos{i:03d}_x264.mp4" for i in range(800)]
+    for i in range(140):
+        cls = ANOMALY_CLASSES[i % 13]
+        test.append(f"Anomaly-Videos-Part-{1 + i % 4}/{cls}/{cls}{900 + i}_x264.mp4")
+        second = "  300  420" if i % 5 == 0 else "  -1  -1"  # some videos have two intervals
+        notes.append(f"{cls}{900 + i}_x264.mp4  {cls}  {30 + i}  {120 + i}{second}")
+    for i in range(150):
+        test.append(f"Testing_Normal_Videos_Anomaly/Normal_Videos_{i:03d}_x264.mp4")
+        notes.append(f"Normal_Videos_{i:03d}_x264.mp4  Normal  -1  -1  -1  -1")
+    for rel in train + test:
+        (d / "videos" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / "videos" / rel).touch()
+    # Anomaly_Train.txt names a video by its class (or normal) folder, without the download's parts.
+    (d / "Anomaly_Train.txt").write_text("".join("/".join(r.split("/")[-2:]) + "\n" for r in train))
+    (d / "Temporal_Anomaly_Annotation.txt").write_text("\n".join(notes) + "\n")
+    return root
+
+
+def test_paper_table5_config(tmp_path):
+    from ray_pipeline.sweep.space import load_sweep
+    from ray_pipeline.tasks.base import class_entries
+
+    root = _stand_in_ucf_crime(tmp_path / "datasets")
+    name = "table5_anomaly_ucfcrime.yaml"
+    text = (REPO / "experiments" / "paper" / name).read_text().replace("/mnt/shared/datasets", str(root))
+    (tmp_path / name).write_text(text)
+    sweep = load_sweep(tmp_path / name)
+    assert [t.config.train.seed for t in sweep.trials] == [0, 1, 2]  # a claim needs >= 3 seeds
+    cfg = sweep.trials[0].config
+    task = get_task(cfg)
+    data = task.dataset
+    assert len(data["train"]) == 1610 and sum(v.anomalous for v in data["train"]) == 810
+    assert len(data["test"]) == 290 and sum(bool(iv) for iv in data["annotations"].values()) == 140
+    assert data["annotations"]["Abuse900_x264.mp4"] == [(30, 120), (300, 420)]
+    a = cfg.anomaly
+    assert (a.head, a.num_segments, a.clip_len, a.topk_ce.k) == ("topk_ce", 32, 16, 1)  # Lv et al.'s row
+    assert (cfg.train.model, cfg.train.backbone, cfg.train.num_frames) == ("xclip", "microsoft/xclip-base-patch32", 8)
+    texts, normal = task.class_texts()
+    assert len(texts) == 14 and texts[normal] == "Normal" and cfg.prompts.strategy == "ie"
+    # The cost in the header: Normal + 13 classes x 128 clips, as cluster/estimate.py counts them.
+    assert len(class_entries(cfg)) * cfg.generate.clips_per_class == 1792 and "1,792 clips" in text
+    [phase] = task.phases()
+    assert phase.data == "generated" and phase.loss == "ul" and phase.role == "generated" and phase.shared
