@@ -273,3 +273,32 @@ def test_paper_table5_config(tmp_path):
     assert len(class_entries(cfg)) * cfg.generate.clips_per_class == 1792 and "1,792 clips" in text
     [phase] = task.phases()
     assert phase.data == "generated" and phase.loss == "ul" and phase.role == "generated" and phase.shared
+
+
+def test_an_xclip_backbone_is_evaluated_as_xclip(tmp_path, tiny_xclip, one_torch_thread):
+    """Zero-shot evaluation of an X-CLIP backbone and of a saved X-CLIP: the evaluate stage builds
+    X-CLIP (not frame-averaged CLIP) and predicts what X-CLIP's own logits say."""
+    from ray_pipeline.models import build_video_text_model
+    from ray_pipeline.models.xclip import XCLIP
+    from ray_pipeline.stages.evaluate import ModelRef
+    from tests.helpers import write_tiny_dataset
+
+    classes = ["wave", "run", "jump", "clap"]
+    dataset = write_tiny_dataset(tmp_path / "data", classes, per_class=2)
+    cfg = ExperimentConfig.model_validate({
+        "prompts": {"classes": ["wave", "run"]}, "train": {"model": "xclip", "backbone": tiny_xclip, "num_frames": 4},
+        "evaluate": {"datasets": [dataset], "num_clips": 1}})
+    store = RunStore(tmp_path / "run")
+    saved = tmp_path / "saved"
+    build_video_text_model("xclip", tiny_xclip).save(saved)
+    for ref in (ModelRef("backbone", "backbone", None), ModelRef("X-CLIP", "generated", str(saved))):
+        stage = pipeline(cfg, store).build("evaluate").per_model(ref)
+        planned = stage.plan(stage_context(cfg, store, "evaluate"), {})
+        stage.setup("cpu")
+        model, pre, _ = stage._loaded
+        assert isinstance(model, XCLIP)
+        rows = stage.process(planned).to_pylist()
+        for row in rows:
+            with torch.inference_mode():
+                logits = model.class_logits(stage._views(row["video"], pre), stage._names[row["split_key"]])
+            assert row["error"] is None and row["predicted"] == int(logits.softmax(-1).sum(0).argmax())
