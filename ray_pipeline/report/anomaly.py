@@ -119,6 +119,6 @@ def trial_rows(trials: list[Any], variant_label: Any) -> list[list[str]]:
             for metric, _ in METRICS:
                 e = _entry(row, metric) if row else None
                 cells.append("–" if e is None else f"{e['mean']:.2f}")
-        out.append([t.key, variant_label(t.variant, with_seeds=True), "evaluated" if t.summary else "pending"]
-                   + cells)
+        status = "finished" if t.result else ("evaluated" if t.summary else ("started" if t.attempts else "pending"))
+        out.append([t.key, variant_label(t.variant, with_seeds=True), status] + cells)
     return out
