@@ -52,7 +52,8 @@ def run_section(doc: Doc, summary: dict) -> None:
     doc.table(["Method", "model", "AUC (%)", "AUC_A (%)"], table)
     doc.p(f"Frame-level ROC-AUC over all test videos (AUC) and over the anomalous ones (AUC_A); MIL head "
           f"{p.get('head', '?')}, {p.get('num_segments', '?')} segments x {p.get('frames_per_segment', '?')} frames; "
-          f"seed {rows[0]['seeds'] if rows else '?'} (one run: no CI; a sweep over seeds gives one).")
+          f"seed {', '.join(str(x) for x in rows[0]['seeds']) if rows else '?'} (one run: no CI; a sweep over seeds "
+          "gives one).")
     for c in summary.get("comparisons", []):
         doc.p(f"{ROW_NAMES.get('generated')} − MIL, {dict(METRICS)[c['metric']]}: {c['diff_mean']:+.2f}")
     _paper(doc)

@@ -26,6 +26,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.config import AnomalyConfig, ConfigError, ExperimentConfig
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.models.resolve import resolve_model_path
@@ -213,6 +214,8 @@ class AnomalyTask(Task):
         if "generate" in results and results["generate"].rows.num_rows:
             data["clips"] = results["generate"].rows.num_rows
             data["classes"] = len(set(results["generate"].rows.column("class_name").to_pylist()))
+            if "score" in results:  # failure_auroc (a fraction) where the generator knows its failures
+                data.update(failure_figures(results["generate"].rows, results["score"].rows))
         a = self.section
         texts, normal = self.class_texts()
         return {
