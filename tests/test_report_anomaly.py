@@ -75,3 +75,15 @@ def test_anomaly_and_other_sweeps_are_not_mixed(tmp_path):
     _fake_sweep(tmp_path / "b", [other])
     with pytest.raises(ValueError, match="different tasks"):
         write_report(RunStore(tmp_path / "a"), RunStore(tmp_path / "b"), out=RunStore(tmp_path / "out"))
+
+
+def test_trial_metrics_are_the_rows_aucs():
+    """What a sweep trial reports to Tune and MLflow: each row's AUC and AUC_A by role."""
+    from ray_pipeline.config import load_config
+    from ray_pipeline.tasks import get_task
+
+    task = get_task(load_config(Path(__file__).resolve().parents[1] / "experiments" / "world" / "anomaly.yaml"))
+    metrics = task.metrics(_summary(1, {"baseline": (70.0, 68.0), "generated": (72.0, 69.0)}))
+    assert metrics["world_ucf_crime.baseline.auc_mean"] == 70.0
+    assert metrics["world_ucf_crime.generated.auc_a_mean"] == 69.0
+    assert {k.split(".")[-1] for k in metrics} == {"auc_mean", "auc_std", "auc_a_mean", "auc_a_std"}
