@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import davies_bouldin_score
+from sklearn.metrics import davies_bouldin_score, roc_auc_score
 
 from ray_pipeline.config import ProceduralConfig
 from ray_pipeline.generators.procedural import ProceduralGenerator
@@ -17,16 +17,25 @@ from ray_pipeline.world.clip import (
     load_world_clip,
     text_embeddings,
     video_embeddings,
-    zero_shot_top1,
+    zero_shot_hits,
 )
 from ray_pipeline.world.datasets import ensure_world_datasets
 from ray_pipeline.world.vocabulary import (
     ACTION_BY_NAME,
     WORLD_CLASS_LISTS,
     ie_prompts,
+    target_only_classes,
 )
 
-TEMPLATE = "a video of a person {}."
+TEMPLATE = "a video of a person {}."  # the score stage's
+EVAL_TEMPLATE = "a photo of a {}."  # the evaluate stage's (ViFi-CLIP's)
+# The shipped model on these videos (centre frames): world_hmdb 52.6 %, world_ucf 56.2 %; source
+# classes 56 / 61 % vs target-only 42 / 43 %. Vanilla CLIP's role is 35-50 % on world_hmdb
+# (HMDB-51: 40.8 %); the shipped model is a little above it (docs/world.md), so the band here
+# leaves 2.5 points for it and catches a model that knows nothing or too much.
+HMDB_BAND = (0.35, 0.55)
+UCF_MARGIN = 0.01  # world_ucf above world_hmdb, as UCF-101 (63.2 %) is above HMDB-51
+SOURCE_MARGIN = 0.08  # the source's actions known better than the target-only ones
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +73,49 @@ def test_loads_like_openai_clip(clip):
 
 @pytest.fixture(scope="module")
 def world_root(tmp_path_factory):
+    # The quickstart's target sizes (12 videos per class, 2 per group): the same world_hmdb and
+    # world_ucf videos as the quickstart evaluates (target videos do not depend on the source's
+    # sizes), with a one-video-per-class source to keep the build short.
     return ensure_world_datasets(tmp_path_factory.mktemp("world"), source_train_per_class=1,
-                                 source_val_per_class=1, target_per_class=9, clips_per_group=3)
+                                 source_val_per_class=1, target_per_class=12, clips_per_group=2)
 
 
-def test_zero_shot_on_world_hmdb_is_clearly_above_chance(clip, world_root):
-    accs = [zero_shot_top1(clip[0], world_root / "world_hmdb", f"val{k}", TEMPLATE)[0] for k in (1, 2, 3)]
-    chance = 1 / len(WORLD_CLASS_LISTS["world_hmdb"])
-    assert np.mean(accs) > 2 * chance, (accs, chance)  # the shipped 600-step model: ~3x chance
-    assert np.mean(accs) < 0.9  # partial knowledge, not a solved task
+@pytest.fixture(scope="module")
+def zero_shot(clip, world_root):
+    """Per dataset: hits and labels over its three test splits, and which labels are target-only."""
+    out = {}
+    for name in ("world_hmdb", "world_ucf"):
+        hits, labels = zip(*(zero_shot_hits(clip[0], world_root / name, f"val{k}", EVAL_TEMPLATE)
+                             for k in (1, 2, 3)))
+        classes = WORLD_CLASS_LISTS[name]
+        only = [classes.index(c) for c in target_only_classes(name)]
+        labels = np.concatenate(labels)
+        out[name] = {"split_acc": [float(h.mean()) for h in hits], "hits": np.concatenate(hits),
+                     "target_only": np.isin(labels, only)}
+    return out
 
 
-def test_failed_generations_have_higher_entropy(clip):
+def test_zero_shot_on_world_hmdb_is_in_vanilla_clips_band(zero_shot):
+    acc = np.mean(zero_shot["world_hmdb"]["split_acc"])
+    assert HMDB_BAND[0] < acc < HMDB_BAND[1], zero_shot["world_hmdb"]["split_acc"]
+
+
+def test_zero_shot_is_higher_on_world_ucf_than_on_world_hmdb(zero_shot):
+    # As vanilla CLIP's 63.2 % on UCF-101 vs 40.8 % on HMDB-51.
+    hmdb, ucf = (np.mean(zero_shot[d]["split_acc"]) for d in ("world_hmdb", "world_ucf"))
+    assert ucf > hmdb + UCF_MARGIN, (ucf, hmdb)
+
+
+@pytest.mark.parametrize("dataset", ["world_hmdb", "world_ucf"])
+def test_source_classes_are_known_better_than_target_only_ones(zero_shot, dataset):
+    z = zero_shot[dataset]
+    source, only = z["hits"][~z["target_only"]].mean(), z["hits"][z["target_only"]].mean()
+    assert source > only + SOURCE_MARGIN, (source, only)
+
+
+def test_entropy_finds_failed_generations(clip):
+    """CLIP entropy over world_hmdb's class names ranks the generator's failed clips above its
+    good ones (the CLIP never saw a failed generation in pre-training)."""
     _, model, tokenizer, _ = clip
     classes = WORLD_CLASS_LISTS["world_hmdb"]
     gen = ProceduralGenerator(ProceduralConfig(failure_rate=0.5))
@@ -90,11 +130,10 @@ def test_failed_generations_have_higher_entropy(clip):
     probs = class_probabilities(model, _embed(clip, clips), text_embeddings(model, tokenizer, [
         TEMPLATE.format(c) for c in classes]))
     h = entropy(probs).numpy()
-    diff = h[failed].mean() - h[~failed].mean()
-    stderr = np.sqrt(h[failed].var() / failed.sum() + h[~failed].var() / (~failed).sum())
-    # Higher on average. With the shipped 600-step model the gap is ~1.6 standard errors (0.039
-    # nats); a longer pre-training separates them further (docs/world.md).
-    assert diff > 0, (h[failed].mean(), h[~failed].mean(), stderr)
+    # The shipped model: 0.73 on these 174 clips, 0.82 on the quickstart's 464 (40 failed); the
+    # AUROC of one small set moves by several hundredths (docs/world.md). The 600-step model: 0.51.
+    auroc = roc_auc_score(failed, h)
+    assert auroc >= 0.7, (auroc, h[failed].mean(), h[~failed].mean())
 
 
 def test_basic_prompts_are_less_diverse_than_ie(clip):

@@ -68,21 +68,25 @@ class WorldClipConfig:
     text_layers: int = 2
     heads: int = 4
     projection_dim: int = 128
-    steps: int = 3000
+    steps: int = 2400
+    # The cosine's horizon (0: ``steps``). The shipped model stops at 2400 of 8000: there its
+    # zero-shot is at vanilla CLIP's level; a run annealed to the end found failed clips worse
+    # (AUROC 0.69 against 0.77-0.79 stopped mid-schedule at the same accuracy, docs/world.md).
+    schedule_steps: int = 8000
     batch_size: int = 128
     lr: float = 2e-3
-    warmup_steps: int = 150
+    warmup_steps: int = 300
     eval_every: int = 200  # held-out zero-shot check and resumable checkpoint, every this many steps
     weight_decay: float = 0.05
-    pool_clips: int = 9000  # pre-rendered web clips (frames kept per clip: pool_frames)
+    pool_clips: int = 20000  # pre-rendered web clips (frames kept per clip: pool_frames)
     pool_frames: int = 4
-    p_named: float = 0.5  # a caption names the action
-    p_named_rare: float = 0.06  # ... for actions only the target datasets have
-    p_env: float = 0.6
-    p_character: float = 0.6
+    p_named: float = 0.7  # a caption names the action
+    p_named_rare: float = 0.15  # ... for actions only the target datasets have
+    p_env: float = 0.4
+    p_character: float = 0.4
     p_short: float = 0.5  # captions stating one fact ("a photo of a person jumping.")
     framed_p: float = 0.75  # web clips filmed with a centred, static camera
-    threads: int = 2
+    threads: int = 1  # the shipped model's: other thread counts give other last bits
 
 
 def rare_actions() -> list[str]:
@@ -394,10 +398,24 @@ def load_world_clip(path: str | os.PathLike) -> tuple[Any, Any, Any]:
     return model, AutoTokenizer.from_pretrained(str(path)), CLIPImageProcessor.from_pretrained(str(path))
 
 
-def zero_shot_top1(path: str | os.PathLike, dataset_dir: str | os.PathLike, split: str = "val1",
-                   template: str = "a video of a person {}.", num_frames: int = 8) -> tuple[float, int]:
-    """Zero-shot top-1 of the CLIP at ``path`` on one split of a world dataset, decoding the mp4
-    files with decord (TSN centre frames), against every class name of the dataset."""
+def zero_shot_hits(path: str | os.PathLike, dataset_dir: str | os.PathLike, split: str = "val1",
+                   template: str = "a photo of a {}.", num_frames: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Per-video zero-shot hits of the CLIP at ``path`` on one split of a world dataset.
+
+    The mp4 files are decoded with decord (``num_frames`` TSN centre frames) and each video is
+    scored against every class name of the dataset with ``template``.
+
+    Args:
+        path: a world CLIP directory.
+        dataset_dir: a world dataset (``ROOT/world_hmdb``).
+        split: a split file's stem (``val1``).
+        template: the text prompt, ``{}`` for the class name (the evaluate stage's ViFi-CLIP uses
+            "a photo of a {}.").
+        num_frames: frames per video.
+
+    Returns:
+        (hit per video as bool, label per video as int), in the split file's order.
+    """
     from ray_pipeline.video_io import read_frames
     from ray_pipeline.world.datasets import read_labels, read_split
 
@@ -406,7 +424,15 @@ def zero_shot_top1(path: str | os.PathLike, dataset_dir: str | os.PathLike, spli
     clips = [read_frames(str(p), num_segments=num_frames) for p, _ in rows]
     temb = text_embeddings(model, tokenizer, [template.format(c) for c in read_labels(dataset_dir)])
     pred = (video_embeddings(model, processor, clips) @ temb.T).argmax(-1).numpy()
-    return float((pred == np.array([y for _, y in rows])).mean()), len(rows)
+    labels = np.array([y for _, y in rows])
+    return pred == labels, labels
+
+
+def zero_shot_top1(path: str | os.PathLike, dataset_dir: str | os.PathLike, split: str = "val1",
+                   template: str = "a video of a person {}.", num_frames: int = 8) -> tuple[float, int]:
+    """Zero-shot top-1 and the number of videos of one split (see :func:`zero_shot_hits`)."""
+    hits, _ = zero_shot_hits(path, dataset_dir, split, template, num_frames)
+    return float(hits.mean()), len(hits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,7 +477,8 @@ def pretrain(out: str | os.PathLike, cfg: WorldClipConfig = WorldClipConfig(), l
     def lr_at(step: int) -> float:
         if step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / cfg.warmup_steps
-        p = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        horizon = cfg.schedule_steps or cfg.steps
+        p = (step - cfg.warmup_steps) / max(1, horizon - cfg.warmup_steps)
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
 
     def holdout_accuracy() -> float:
