@@ -29,7 +29,7 @@ STAGES = {
     "score": ("CLIP-score every clip against all class names",
               "CLIP actors embed sampled frames, compare with every class prompt and store the similarities, "
               "softmax, entropy (the clip's uncertainty) and prediction."),
-    "train": ("train TC-CLIP / ViFi-CLIP on the clips with Ray Train",
+    "train": ("train TC-CLIP / ViFi-CLIP / X-CLIP on the clips with Ray Train",
               "DDP training with uncertainty-based label smoothing (or LS/UW/UF/CE); checkpoints every epoch; a "
               "rerun on the same run directory continues where it stopped."),
     "evaluate": ("evaluate every model on the task's datasets; writes summary.json/.md",
@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (short, long) in STAGES.items():
         _add_common(sub.add_parser(name, help=short, description=long))
     _add_common(sub.add_parser(
-        "run", help="run every stage of the config's task in order: " + " -> ".join(STAGES),
+        # The task decides its stages: the first five are every task's; the anomaly task ends with its own.
+        "run", help="run every stage of the config's task in order: " + " -> ".join(list(STAGES)[:5])
+        + " (anomaly: ... -> train -> features -> mil -> detect)",
         description="Run all stages of the task in order; each skips the rows it has already done."))
     _add_common(sub.add_parser("validate", help="check a config and print it resolved",
                                description="Validate the config (no Ray work) and print it as YAML."))
