@@ -302,3 +302,16 @@ def test_an_xclip_backbone_is_evaluated_as_xclip(tmp_path, tiny_xclip, one_torch
             with torch.inference_mode():
                 logits = model.class_logits(stage._views(row["video"], pre), stage._names[row["split_key"]])
             assert row["error"] is None and row["predicted"] == int(logits.softmax(-1).sum(0).argmax())
+
+
+def test_topk_fine_tune_workers_are_sized_with_errors_naming_its_fields():
+    from ray_pipeline.cluster import plan_train_workers, single_node
+    from ray_pipeline.config import TopkHeadConfig
+
+    plan = plan_train_workers(TopkHeadConfig(num_workers=2), single_node({"CPU": 4}), 1.0, section="anomaly.topk_ce")
+    assert plan.num_workers == 2 and plan.num_cpus == 1.5 and plan.num_gpus == 0
+    with pytest.raises(ConfigError, match="anomaly.topk_ce.num_workers x anomaly.topk_ce.cpus_per_worker"):
+        plan_train_workers(TopkHeadConfig(num_workers=8, cpus_per_worker=1.0), single_node({"CPU": 4}), 1.0,
+                           section="anomaly.topk_ce")
+    with pytest.raises(ConfigError, match="anomaly.topk_ce.use_gpu"):
+        plan_train_workers(TopkHeadConfig(use_gpu=True), single_node({"CPU": 4}), 1.0, section="anomaly.topk_ce")
