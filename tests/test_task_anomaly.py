@@ -315,3 +315,12 @@ def test_topk_fine_tune_workers_are_sized_with_errors_naming_its_fields():
                            section="anomaly.topk_ce")
     with pytest.raises(ConfigError, match="anomaly.topk_ce.use_gpu"):
         plan_train_workers(TopkHeadConfig(use_gpu=True), single_node({"CPU": 4}), 1.0, section="anomaly.topk_ce")
+
+
+def test_the_world_xclip_fingerprint_follows_the_world_clip_recipe():
+    """The pre-training phase's id records the world CLIP under the world X-CLIP (built on its
+    towers), so a phase trained on an earlier shipped world CLIP is not reused after an upgrade."""
+    from ray_pipeline.models.resolve import WORLD_CLIP, WORLD_XCLIP, model_fingerprint
+
+    clip, xclip = model_fingerprint(WORLD_CLIP), model_fingerprint(WORLD_XCLIP)
+    assert xclip.startswith("world:xclip@") and xclip.split("@")[1] == clip.split("@")[1]

@@ -30,6 +30,7 @@ from ray_pipeline.analysis.outputs import METRICS_JSON, GeneratedSet, flat_metri
 from ray_pipeline.analysis.quality_report import ClipRecord
 from ray_pipeline.config import ActorPoolConfig, AnalysisConfig, ScoreConfig
 from ray_pipeline.ids import row_id
+from ray_pipeline.models.resolve import model_fingerprint
 from ray_pipeline.runstore import Manifest, RunStore
 from ray_pipeline.stages.base import Inputs, RowStage, Stage, StageContext, StageResult
 
@@ -106,7 +107,7 @@ class FeatureExtraction(RowStage):
     def identity(self) -> dict[str, Any]:
         # Image features depend on the model, the frames sampled and the dtype, not on prompts.
         s = self.score
-        return {"model": s.model, "num_frames": s.num_frames, "dtype": s.dtype}
+        return {"model": model_fingerprint(s.model), "num_frames": s.num_frames, "dtype": s.dtype}
 
     def extractor_id(self) -> str:
         return row_id("extractor", **self.identity())

@@ -31,6 +31,7 @@ import pyarrow as pa
 from ray_pipeline.config import ActorPoolConfig, ConfigError, EvaluateConfig
 from ray_pipeline.evaluation.datasets import Split
 from ray_pipeline.ids import row_id
+from ray_pipeline.models.resolve import model_fingerprint
 from ray_pipeline.runstore import RunStore, local_copy
 from ray_pipeline.stages.base import Inputs, RowStage, Stage, StageContext, StageResult
 
@@ -79,7 +80,7 @@ class ModelEvaluation(RowStage):
         # Batching is left out, like generation's prompts_per_call: it reorders float sums only (on
         # CPU batched and one-by-one predictions agree; a test checks). Autocast changes precision;
         # "auto" is fp32 on CPU as before, so it keeps the ids rows had before the setting existed.
-        ident = {"model": self.model.model_dir or self.backbone, "frames": self.num_frames,
+        ident = {"model": self.model.model_dir or model_fingerprint(self.backbone), "frames": self.num_frames,
                  "clips": self.num_clips, "seed": self.seed}
         return ident if self.precision == "auto" else {**ident, "precision": self.precision}
 

@@ -24,6 +24,7 @@ import pyarrow as pa
 from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.config import ActorPoolConfig, ScoreConfig
 from ray_pipeline.ids import row_id
+from ray_pipeline.models.resolve import model_fingerprint
 from ray_pipeline.stages.base import Inputs, RowStage, StageContext, StageResult
 from ray_pipeline.video_io import read_frames
 
@@ -56,8 +57,8 @@ class ScoreStage(RowStage):
     def identity(self) -> dict[str, Any]:
         s = self.settings
         # The configured name (world:clip), not the resolved path: the same model on any machine.
-        return {"model": s.model, "template": s.prompt_template, "num_frames": s.num_frames, "dtype": s.dtype,
-                "classes": self.class_names}
+        return {"model": model_fingerprint(s.model), "template": s.prompt_template, "num_frames": s.num_frames,
+                "dtype": s.dtype, "classes": self.class_names}
 
     def scorer_id(self) -> str:
         return row_id("scorer", **self.identity())

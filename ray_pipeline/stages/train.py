@@ -34,6 +34,7 @@ from ray_pipeline.cluster import plan_train_workers, torch_threads
 from ray_pipeline.config import ConfigError, ExperimentConfig, PhaseSettings
 from ray_pipeline.console import format_duration
 from ray_pipeline.ids import row_id
+from ray_pipeline.models.resolve import model_fingerprint
 from ray_pipeline.runstore import RunStore, join_uri
 from ray_pipeline.stages.base import Inputs, Stage, StageContext, StageResult
 from ray_pipeline.training.loop import MODEL_DIR, RANK_METRIC, epoch_checkpoints, latest_checkpoint
@@ -165,7 +166,8 @@ class TrainStage(Stage):
     def identity(self) -> dict[str, Any]:
         t = self.cfg.train
         return {"recipe": t.recipe, **t.model_dump(mode="json", include=set(_WEIGHT_SETTINGS) | {
-            "loss", "w", "epsilon", "uf_drop_fraction", "uncertainty_norm", "epochs", "lr", "warmup_epochs"})}
+            "loss", "w", "epsilon", "uf_drop_fraction", "uncertainty_norm", "epochs", "lr", "warmup_epochs"}),
+            "backbone": model_fingerprint(t.backbone)}
 
     def describe(self) -> str:
         t = self.cfg.train
@@ -233,7 +235,8 @@ class TrainStage(Stage):
         d = phase.data
         opts = phase.loss_options if "generated" in d.source else {"real_epsilon": phase.loss_options["real_epsilon"]}
         settings = {**self.cfg.train.model_dump(mode="json", include=set(_WEIGHT_SETTINGS)),
-                    "batch_size": phase.batch_size, "lr_min_ratio": phase.lr_min_ratio}
+                    "batch_size": phase.batch_size, "lr_min_ratio": phase.lr_min_ratio,
+                    "backbone": model_fingerprint(self.cfg.train.backbone)}
         # Kept epochs only where there are some: every other phase keeps the id it always had.
         keep = {"keep": list(phase.spec.keep_epochs)} if phase.spec.keep_epochs else {}
         return row_id("train-phase", phase=phase.name, data=d.clip_ids, classes=d.class_names, u=d.uncertainty,
