@@ -77,7 +77,7 @@ CLASSES = {
     "HMDB-51": 51,
     "UCF-101": 101,
     "K600": 220,  # the zero-shot protocol's 220 classes new in Kinetics-600
-    "UCF-Crime": 13,  # its anomaly classes (ours: the paper does not give the generated set)
+    "UCF-Crime": 14,  # Normal + its 13 anomaly classes: the anomaly task's prompts (classes: ucf_crime)
 }
 # (dataset, prompt strategy) sets of clips each table trains on.
 TABLES = [

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ray_pipeline.config import ConfigError, ExperimentConfig, load_config
 from ray_pipeline.runstore import RunStore
 
-# Stage commands (the stages every task shares) and what they do.
+# Stage commands and what they do (the anomaly task's own stages last).
 STAGES = {
     "prompts": ("write text-to-video prompts for every class",
                 "An LLM (openai) or the offline template writer writes action, environment and character "
@@ -29,12 +29,20 @@ STAGES = {
     "score": ("CLIP-score every clip against all class names",
               "CLIP actors embed sampled frames, compare with every class prompt and store the similarities, "
               "softmax, entropy (the clip's uncertainty) and prediction."),
-    "train": ("train TC-CLIP / ViFi-CLIP on the clips with Ray Train",
+    "train": ("train TC-CLIP / ViFi-CLIP / X-CLIP on the clips with Ray Train",
               "DDP training with uncertainty-based label smoothing (or LS/UW/UF/CE); checkpoints every epoch; a "
               "rerun on the same run directory continues where it stopped."),
     "evaluate": ("evaluate every model on the task's datasets; writes summary.json/.md",
                  "Zero-shot: every split scored against its own class names, 2 clips x 1 crop by default; top-1 "
                  "(top-5) mean, std and 95 % CI over splits, for the backbone and the trained models."),
+    "features": ("anomaly task: frozen segment embeddings of the training videos (ranking head)",
+                 "Every training video cut into anomaly.num_segments segments, each embedded by the backbone and "
+                 "by every trained model (Ray Data actors); the backbone's rows are shared by every seed."),
+    "mil": ("anomaly task: MIL on the training videos' video-level labels",
+            "ranking: Sultani et al.'s scorer on the frozen features; topk_ce: the model fine-tuned with Lv et "
+            "al.'s top-k MIL cross-entropy (Ray Train, checkpoints every epoch)."),
+    "detect": ("anomaly task: segment scores of the test videos; writes summary.json/.md",
+               "Every MIL model scores every annotated test video's segments; frame-level AUC and AUC_A."),
 }
 # Expected failures: their message, not a traceback (anything else is a bug and keeps it).
 EXPECTED = (FileNotFoundError, RuntimeError, ValueError)
@@ -62,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (short, long) in STAGES.items():
         _add_common(sub.add_parser(name, help=short, description=long))
     _add_common(sub.add_parser(
-        "run", help="run every stage of the config's task in order: " + " -> ".join(STAGES),
+        # The task decides its stages: the first five are every task's; the anomaly task ends with its own.
+        "run", help="run every stage of the config's task in order: " + " -> ".join(list(STAGES)[:5])
+        + " (anomaly: ... -> train -> features -> mil -> detect)",
         description="Run all stages of the task in order; each skips the rows it has already done."))
     _add_common(sub.add_parser("validate", help="check a config and print it resolved",
                                description="Validate the config (no Ray work) and print it as YAML."))

@@ -22,7 +22,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from ray_pipeline.config import ActorPoolConfig, ConfigError, NodeTypeConfig, RayConfig, TrainConfig
+from ray_pipeline.config import ActorPoolConfig, ConfigError, NodeTypeConfig, RayConfig, TopkHeadConfig, TrainConfig
 
 
 def ray_address(cfg: RayConfig) -> str | None:
@@ -168,11 +168,20 @@ class WorkerPlan:
                 "resources_per_worker": {"CPU": self.num_cpus, **({"GPU": self.num_gpus} if self.num_gpus else {})}}
 
 
-def plan_train_workers(train: TrainConfig, nodes: list[NodeShape], reserve_cpus: float) -> WorkerPlan:
+def plan_train_workers(train: TrainConfig | TopkHeadConfig, nodes: list[NodeShape], reserve_cpus: float,
+                       section: str = "train") -> WorkerPlan:
     """Fit ``train``'s workers to the nodes (all at once: DDP starts only when every worker runs), or
-    fail with a message naming the field; unset ``cpus_per_worker``: the most that fit."""
+    fail with a message naming the field; unset ``cpus_per_worker``: the most that fit.
+
+    Args:
+        train: a section with ``num_workers``, ``cpus_per_worker`` and ``use_gpu`` (``train``, or
+            ``anomaly.topk_ce``, whose MIL fine-tune is a Ray Train run of its own).
+        nodes: the cluster's node shapes.
+        reserve_cpus: CPUs left free for the driver and Ray Data.
+        section: the section's path in the config, for the error messages.
+    """
     gpus = 1.0 if train.use_gpu else 0.0
-    fields = RequestFields("train.num_workers", "train.cpus_per_worker", "train.use_gpu")
+    fields = RequestFields(f"{section}.num_workers", f"{section}.cpus_per_worker", f"{section}.use_gpu")
     return WorkerPlan(train.num_workers, fit_requests(train.num_workers, train.cpus_per_worker, gpus, nodes,
                                                       reserve_cpus, fields), gpus)
 

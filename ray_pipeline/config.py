@@ -541,10 +541,23 @@ class DatasetConfig(StrictModel):
 class WorldConfig(StrictModel):
     """Sizes of the procedural world's datasets (passed to ``ensure_world_datasets``) and of its
     protocol datasets (``ProtocolDatasetSizes`` fields, for ``world:world_hmdb_fs`` and
-    ``world:world_ucf_fs``; checked by the task that reads them)."""
+    ``world:world_ucf_fs``; checked by the task that reads them) and of its UCF-Crime
+    (``ensure_world_anomaly``; built only when a config reads ``world:world_ucf_crime``)."""
 
     sizes: dict[str, int] = Field(default_factory=dict)
     protocol_sizes: dict[str, Any] = Field(default_factory=dict)
+    anomaly_sizes: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("anomaly_sizes")
+    @classmethod
+    def _known_anomaly_sizes(cls, v: dict[str, float]) -> dict[str, float]:
+        from ray_pipeline.world.anomaly import WorldAnomalySizes
+
+        try:
+            WorldAnomalySizes.from_settings(**v)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
 
 class PhaseSettings(StrictModel):
@@ -578,8 +591,8 @@ class LoaderConfig(StrictModel):
 class TrainConfig(StrictModel):
     """Training a video-text model with Ray Train on generated (and optionally real) clips."""
 
-    model: Literal["tcclip", "vificlip"] = "tcclip"
-    backbone: str = Field("openai/clip-vit-base-patch16", description="hub id, path or world:clip")
+    model: Literal["tcclip", "vificlip", "xclip"] = "tcclip"
+    backbone: str = Field("openai/clip-vit-base-patch16", description="hub id, path, world:clip or world:xclip")
     model_options: dict[str, Any] = Field(default_factory=dict)
     # synthetic: generated clips only, from the backbone; source: the source dataset only (the
     # paper's TC-CLIP row); source_then_generated: the source-trained model trained further on the
@@ -790,6 +803,103 @@ class AnalysisConfig(StrictModel):
     pool: ActorPoolConfig | None = Field(None, description="feature extraction actors; default: score.pool")
 
 
+class AnomalyDatasetConfig(StrictModel):
+    """UCF-Crime's published files (evaluation-protocols.md §5.1), or the world's copy of them.
+
+    ``world:world_ucf_crime/<file>`` paths are inside the world's UCF-Crime, built on first use
+    (``world.anomaly_sizes``) in ``cache_dir``.
+    """
+
+    name: str = "ucf_crime"
+    video_root: str = Field(description="folder holding every video, at any depth (found by file name)")
+    train_list: str = Field(description="Anomaly_Train.txt: <Class or normal folder>/<video>.mp4 per line")
+    annotations: str = Field(description="Temporal_Anomaly_Annotation.txt: the test videos and their intervals")
+
+    @property
+    def is_world(self) -> bool:
+        return self.video_root.startswith("world:")
+
+    @model_validator(mode="after")
+    def _paths_exist(self) -> AnomalyDatasetConfig:
+        for field_name in ("video_root", "train_list", "annotations"):
+            path = getattr(self, field_name)
+            if path.startswith("world:"):
+                if not path.startswith("world:world_ucf_crime/"):
+                    raise ValueError(f"{field_name}: the world's anomaly set is world:world_ucf_crime/..., "
+                                     f"got {path!r}")
+                continue
+            if "://" in path:
+                continue
+            p = Path(os.path.expanduser(path))
+            ok = p.is_dir() if field_name == "video_root" else p.is_file()
+            if not ok:
+                raise ValueError(f"dataset {self.name!r}: {field_name} {p} does not exist")
+        return self
+
+
+class RankingHeadConfig(StrictModel):
+    """Sultani et al.'s ranking MIL on frozen segment features (defaults: their public code)."""
+
+    iterations: int = Field(20_000, ge=1, description="Adagrad steps")
+    bags_per_side: int = Field(30, ge=1, description="anomalous and normal bags per step")
+    lr: float = Field(0.01, gt=0)
+    weight_decay: float = Field(1e-3, ge=0.0, description="L2 on every layer's weights")
+    dropout: float = Field(0.6, ge=0.0, lt=1.0)
+    smoothness: float = Field(8e-5, ge=0.0)
+    sparsity: float = Field(8e-5, ge=0.0)
+
+
+class TopkHeadConfig(StrictModel):
+    """Lv et al.'s top-k MIL cross-entropy, fine-tuning the video-text model (Ray Train)."""
+
+    k: int = Field(1, ge=1, description="segments per video in the loss")
+    smoothness: float = Field(0.01, ge=0.0)
+    sparsity: float = Field(0.001, ge=0.0)
+    epochs: int = Field(5, ge=1, description="passes over the anomalous training videos")
+    bags_per_side: int = Field(4, ge=1, description="anomalous and normal videos per global batch")
+    lr: float = Field(8e-6, gt=0, description="X-CLIP's base LR (its new modules get 10x)")
+    warmup_epochs: float = Field(1.0, ge=0.0)
+    lr_min_ratio: float = Field(0.01, ge=0.0, le=1.0)
+    weight_decay: float = Field(0.001, ge=0.0)
+    augment: bool = Field(False, description="random crops and flips per video (the segments share them)")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (DDP)")
+    use_gpu: bool = False
+    cpus_per_worker: float | None = Field(None, gt=0)
+    mixed_precision: Literal["no", "fp16", "bf16"] = "bf16"
+    max_failures: int = Field(2, ge=0)
+
+
+class AnomalyConfig(StrictModel):
+    """Weakly supervised anomaly detection (``task: anomaly``; the paper's Table 5).
+
+    Every video is a bag of ``num_segments`` segments over ``max(1, frames // clip_len)`` clip
+    units; each segment is seen as one clip of the video-text model's frame count. ``head``
+    chooses the MIL head: ``ranking`` (Sultani et al.: a scorer on frozen segment features) or
+    ``topk_ce`` (Lv et al.'s MIL baseline, which fine-tunes the model; the paper's MIL row).
+    """
+
+    dataset: AnomalyDatasetConfig
+    head: Literal["ranking", "topk_ce"] = "topk_ce"
+    num_segments: int = Field(32, ge=1)
+    clip_len: int = Field(16, ge=1, description="frames per clip unit (16: the reference's C3D clips)")
+    class_texts: list[str] | None = Field(
+        None, description="texts of the normal and anomaly classes the top-k head scores segments against "
+        "(normal first unless normal_class says otherwise); default: the prompts' class names")
+    normal_class: str | None = Field(None, description="which class text is normal (default: the first)")
+    ranking: RankingHeadConfig = RankingHeadConfig()
+    topk_ce: TopkHeadConfig = TopkHeadConfig()
+    pool: ActorPoolConfig = ActorPoolConfig(batch_size=4)
+
+    @model_validator(mode="after")
+    def _normal_is_a_class(self) -> AnomalyConfig:
+        if self.class_texts is not None:
+            if len(self.class_texts) < 2 or len(set(self.class_texts)) != len(self.class_texts):
+                raise ValueError("class_texts: at least two distinct texts (normal and an anomaly)")
+            if self.normal_class is not None and self.normal_class not in self.class_texts:
+                raise ValueError(f"normal_class {self.normal_class!r} is not one of class_texts")
+        return self
+
+
 # --------------------------------------------------------------------------------------------
 # The experiment
 # --------------------------------------------------------------------------------------------
@@ -797,7 +907,7 @@ class AnalysisConfig(StrictModel):
 
 class ExperimentConfig(StrictModel):
     name: str = "experiment"
-    task: Literal["zero_shot", "few_shot", "base_to_novel", "long_tail"] = Field(
+    task: Literal["zero_shot", "few_shot", "base_to_novel", "long_tail", "anomaly"] = Field(
         "zero_shot", description="the evaluation task's recipe (ray_pipeline/tasks/)")
     seed: int = 0
     cache_dir: str = Field(
@@ -819,12 +929,15 @@ class ExperimentConfig(StrictModel):
     few_shot: FewShotConfig | None = None
     base_to_novel: BaseToNovelConfig | None = None
     long_tail: LongTailConfig | None = None
+    anomaly: AnomalyConfig | None = None
 
     @model_validator(mode="after")
     def _task_section(self) -> ExperimentConfig:
-        for task in ("few_shot", "base_to_novel", "long_tail"):
+        for task in ("few_shot", "base_to_novel", "long_tail", "anomaly"):
             if self.task == task and getattr(self, task) is None:
                 raise ValueError(f"task {task} needs a {task}: section (its data and fine-tuning)")
+        if self.task == "anomaly" and self.train.model != "xclip":
+            raise ValueError(f"task anomaly trains X-CLIP (train.model: xclip), got {self.train.model!r}")
         return self
 
     def resolved_cache_dir(self) -> Path:

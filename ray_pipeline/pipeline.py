@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ray_pipeline.cluster import Cluster
-from ray_pipeline.config import ExperimentConfig
+from ray_pipeline.config import ConfigError, ExperimentConfig
 from ray_pipeline.console import Console
 from ray_pipeline.runstore import RunStore, data_store
 from ray_pipeline.stages.base import Inputs, Stage, StageContext, StageResult, UpstreamMissing
@@ -72,6 +72,8 @@ class Pipeline:
         (default: all) do their work, the others are resolved. Returns every stage's result."""
         names = list(self.task.stage_names)
         if until is not None:
+            if until not in names:
+                raise ConfigError(f"task {self.task.name} has no stage {until!r}; its stages: {', '.join(names)}")
             names = names[: names.index(until) + 1]
         work = set(names if work is None else work)
         results: Inputs = {}

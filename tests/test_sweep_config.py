@@ -183,6 +183,10 @@ def _paper_data_root(tmp_path: Path) -> Path:
     # The official split folders the long-tail configs read (their files: tests/test_tasks_finetune.py).
     (root / "hmdb51" / "testTrainMulti_7030_splits").mkdir()
     (root / "ucf101" / "ucfTrainTestlist").mkdir()
+    # UCF-Crime's published files the anomaly config reads (their contents: tests/test_task_anomaly.py).
+    (root / "ucf_crime" / "videos").mkdir(parents=True)
+    for name in ("Anomaly_Train.txt", "Temporal_Anomaly_Annotation.txt"):
+        (root / "ucf_crime" / name).touch()
     return root
 
 
@@ -210,6 +214,10 @@ def test_paper_sweep_files_validate(tmp_path, path):
         c = t.config
         assert c.generate.backend == "cogvideox" and c.generate.cogvideox.model == "THUDM/CogVideoX-2b"
         assert c.generate.clips_per_class == 128 or "generate.clips_per_class" in t.variant
+        if c.task == "anomaly":  # Table 5: X-CLIP-B/32 on UCF-Crime's own files
+            assert c.train.model == "xclip" and c.train.backbone == "microsoft/xclip-base-patch32"
+            assert all(str(root) in getattr(c.anomaly.dataset, f) for f in ("video_root", "train_list", "annotations"))
+            continue
         assert c.train.model == "tcclip" and c.train.backbone == "openai/clip-vit-base-patch16"
         section = getattr(c, c.task, None)  # a fine-tuning task reads its own lists
         if section is None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from ray_pipeline.analysis.outputs import METRICS_JSON, QUALITY_HTML, TSNE_PNG
 from ray_pipeline.analysis.report import paper_table8_rows, table8_rows
+from ray_pipeline.report.anomaly import is_anomaly, run_section
 from ray_pipeline.report.document import Doc
 from ray_pipeline.report.protocols import PROTOCOL_TASKS, protocol_run_document
 from ray_pipeline.runstore import RunStore
@@ -31,7 +32,9 @@ def run_document(store: RunStore) -> tuple[Doc, str]:
     if train:
         doc.p(f"Trained {train.get('model')} ({train.get('recipe')}) with loss {train.get('loss')}, "
               f"w={train.get('w')}, on {train.get('num_clips')} generated clips of {train.get('num_classes')} classes.")
-    if summary and summary.get("task") in PROTOCOL_TASKS:
+    if is_anomaly(summary):
+        run_section(doc, summary)
+    elif summary and summary.get("task") in PROTOCOL_TASKS:
         protocol_run_document(summary, doc)
     elif summary:
         rows = summary.get("rows", [])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ray_pipeline.evaluation.statistics import describe, paired_difference
+from ray_pipeline.report.anomaly import sweep_section, trial_rows
 from ray_pipeline.report.document import Doc
 from ray_pipeline.report.protocols import PROTOCOL_TASKS, metric_at, protocol_sweep_table
 from ray_pipeline.report.protocols import columns as protocol_columns
@@ -325,6 +326,8 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     tasks = {t.summary.get("task") for t in trials if t.summary}
     if tasks & set(PROTOCOL_TASKS):
         return protocol_sweep_document(roots, metas, trials)
+    if "anomaly" in tasks:
+        return anomaly_sweep_document(roots, metas, trials)
     table = aggregate(trials)
     done = [t for t in trials if t.summary]
     title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
@@ -395,6 +398,26 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
           "(a finished trial is never started again).")
     doc.table(["trial", "variant", "status", "attempts", "train clips", "final loss"] + table.datasets, trow)
     return doc, plots, title
+
+
+def anomaly_sweep_document(roots: list[RunStore], metas: list[dict], trials: list[TrialData]
+                           ) -> tuple[Doc, dict[str, bytes], str]:
+    """An anomaly sweep in Table 5's layout (``report/anomaly.py``)."""
+    tasks = sorted({t.summary["task"] for t in trials if t.summary})
+    if len(tasks) > 1:
+        raise ValueError(f"the sweeps ran different tasks ({', '.join(tasks)}); report them separately")
+    title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
+    doc = Doc()
+    doc.h(1, title)
+    for root, meta in zip(roots, metas):
+        axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
+        doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
+    doc.p(f"{len(trials)} trials, {sum(bool(t.summary) for t in trials)} with results.")
+    sweep_section(doc, trials, variant_label)
+    doc.h(2, "Trials")
+    doc.table(["trial", "variant", "status", "MIL AUC", "MIL AUC_A", "MIL+Ours AUC", "MIL+Ours AUC_A"],
+              trial_rows(trials, variant_label))
+    return doc, {}, title
 
 
 def protocol_sweep_document(roots: list[RunStore], metas: list[dict], trials: list[TrialData]

@@ -5,8 +5,9 @@ classes; K600: 3 splits of 160 new classes each). A video is seen through ``num_
 samples (TC-CLIP's 2 clips x 1 centre crop); per-view softmaxes are summed. A video that cannot be
 decoded is counted and reported, never fatal.
 
-Models: the backbone as is (frame-averaged CLIP: vanilla CLIP's role) when ``evaluate.baseline``,
-and every model the train stage handed on. One actor pool per model (an actor holds one model).
+Models: the backbone as is (frame-averaged CLIP: vanilla CLIP's role; an X-CLIP backbone as the
+X-CLIP it is) when ``evaluate.baseline``, and every model the train stage handed on. One actor
+pool per model (an actor holds one model).
 The class-name side that does not depend on the video (TC-CLIP: text blocks 1..L-1; ViFi-CLIP: all
 of it) is computed once per split and reused for every video. On a GPU the views of several videos
 go through one forward pass under autocast (``evaluate.batched``, ``videos_per_forward``,
@@ -72,6 +73,7 @@ class ModelEvaluation(RowStage):
     batched: str = "auto"
     videos_per_forward: int = 16
     precision: str = "auto"
+    backbone_model: str = "vificlip"
     _loaded: Any = field(default=None, repr=False)
 
     def identity(self) -> dict[str, Any]:
@@ -107,7 +109,7 @@ class ModelEvaluation(RowStage):
                 own = os.path.isfile(os.path.join(local_dir, "preprocessor_config.json"))
                 pre = Preprocess.from_pretrained(local_dir if own else self.backbone)
         else:
-            model = build_video_text_model("vificlip", self.backbone)
+            model = build_video_text_model(self.backbone_model, self.backbone)
             pre = Preprocess.from_pretrained(self.backbone)
         self._loaded = (model.to(device).eval(), pre, device)
         self._names = {f"{ds}/{split.name}": split.class_names for ds, split in self.splits}
@@ -208,6 +210,8 @@ class EvaluateStage(Stage):
         splits: (dataset name, split) pairs, loaded by the task.
         backbone: ``train.backbone`` resolved to a hub id or path.
         num_frames: frames per view.
+        backbone_model: the video-text model the untrained backbone is evaluated as (``vificlip``:
+            frame-averaged CLIP; ``xclip`` for an X-CLIP backbone).
     """
 
     name = "evaluate"
@@ -216,6 +220,7 @@ class EvaluateStage(Stage):
     splits: list[tuple[str, Split]]
     backbone: str
     num_frames: int
+    backbone_model: str = "vificlip"
 
     def identity(self) -> dict[str, Any]:
         ev = self.settings
@@ -245,7 +250,8 @@ class EvaluateStage(Stage):
     def per_model(self, model: ModelRef) -> ModelEvaluation:
         ev = self.settings
         return ModelEvaluation(model, self.backbone, self.splits, self.num_frames, ev.num_clips, ev.seed, ev.pool,
-                               batched=ev.batched, videos_per_forward=ev.videos_per_forward, precision=ev.precision)
+                               batched=ev.batched, videos_per_forward=ev.videos_per_forward, precision=ev.precision,
+                               backbone_model=self.backbone_model)
 
     def _evaluate(self, ctx: StageContext, inputs: Inputs, *, run: bool) -> StageResult:
         log = ctx.console.logger(self.name)

@@ -1,4 +1,4 @@
-"""Train stage: a video-text model (TC-CLIP or ViFi-CLIP) trained in phases with Ray Train.
+"""Train stage: a video-text model (TC-CLIP, ViFi-CLIP or X-CLIP) trained in phases with Ray Train.
 
 The task hands the stage its recipe as a list of :class:`PhaseSpec` (what data, which schedule,
 which phase it starts from, and the role of its model in the summary). Data is ``generated`` (the
@@ -49,6 +49,9 @@ RESULT = "train/result.json"
 # Settings that decide a phase's weights (besides its data, start, schedule and loss).
 _WEIGHT_SETTINGS = ("model", "backbone", "model_options", "lr_min_ratio", "weight_decay", "batch_size", "num_frames",
                     "augment", "mixed_precision", "seed")
+
+# How the summary names each video-text model.
+MODEL_LABELS = {"tcclip": "TC-CLIP", "vificlip": "ViFi-CLIP", "xclip": "X-CLIP"}
 
 MODEL_SCHEMA = pa.schema([
     ("model_key", pa.string()), ("role", pa.string()), ("label", pa.string()), ("model_dir", pa.string()),
@@ -115,7 +118,7 @@ class Phase:
 def zero_shot_phases(cfg: ExperimentConfig) -> list[PhaseSpec]:
     """The phases of ``train.recipe`` (zero-shot and the generic real-data fine-tune)."""
     t = cfg.train
-    model = {"tcclip": "TC-CLIP", "vificlip": "ViFi-CLIP"}[t.model]
+    model = MODEL_LABELS[t.model]
     what = f"{cfg.prompts.strategy.upper() if cfg.prompts.strategy == 'ie' else cfg.prompts.strategy.capitalize()}"
     generated = f"{model} + generated ({what}, {t.loss.upper()})"
     source = PhaseSpec("source", "source", t.source_phase, loss="ls", role="baseline", label=f"{model} (source)",

@@ -47,6 +47,7 @@ def run_trial(config: dict[str, Any], *, sweep_uri: str, plan: dict[str, Any]) -
     from ray_pipeline.console import Console
     from ray_pipeline.pipeline import SUMMARY_JSON, Pipeline
     from ray_pipeline.report import write_run_report
+    from ray_pipeline.tasks.base import DATA_STAGES
 
     quiet_ray_data()  # Ray was started by Tune here, not by our Cluster
     os.chdir(plan["cwd"])  # Tune starts trials in their own folder; configs are relative to the driver's
@@ -67,7 +68,9 @@ def run_trial(config: dict[str, Any], *, sweep_uri: str, plan: dict[str, Any]) -
     # Rank 0's per-epoch reports reach Tune (and the driver's MLflow callback) through this.
     pipeline = Pipeline(cfg, store, console, cluster=Cluster(cfg.ray),
                         stage_options={"train": {"callbacks": [TuneReportCallback()]}})
-    results = pipeline.run(["train", "evaluate"])
+    # Everything after the data stages (which the sweep driver ran): train, then the task's own.
+    work = [n for n in pipeline.task.stage_names if n not in DATA_STAGES]
+    results = pipeline.run(work)
     summary = json.loads(store.read_text(SUMMARY_JSON)) if store.exists(SUMMARY_JSON) else None
     write_run_report(store)
     result = {**final_metrics(summary, results["train"].stats, cfg), "trial_seconds": time.perf_counter() - start}

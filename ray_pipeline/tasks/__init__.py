@@ -17,6 +17,7 @@ TASKS = {
     "few_shot": "ray_pipeline.tasks.few_shot:FewShotTask",
     "base_to_novel": "ray_pipeline.tasks.base_to_novel:BaseToNovelTask",
     "long_tail": "ray_pipeline.tasks.long_tail:LongTailTask",
+    "anomaly": "ray_pipeline.tasks.anomaly:AnomalyTask",
 }
 
 

@@ -43,8 +43,10 @@ class ZeroShotTask(Task):
             from ray_pipeline.stages.evaluate import EvaluateStage
 
             splits = [(ds.name, split) for ds in cfg.evaluate.datasets for split in load_splits(ds, cfg)]
+            # An X-CLIP backbone is evaluated as the X-CLIP it is; a CLIP one as frame-averaged CLIP.
+            backbone_model = "xclip" if cfg.train.model == "xclip" else "vificlip"
             return EvaluateStage(cfg.evaluate, splits, resolve_model_path(cfg.train.backbone, cache_dir),
-                                 cfg.evaluate.num_frames or cfg.train.num_frames)
+                                 cfg.evaluate.num_frames or cfg.train.num_frames, backbone_model)
         raise KeyError(f"zero_shot has no stage {name!r}; stages: {', '.join(self.stage_names)}")
 
     # ---------------------------------------------------------------- summary

@@ -20,6 +20,7 @@ scores against K class names into the (normal, abnormal) logits the top-k head t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -375,3 +376,25 @@ def score_segments(scorer: SegmentScorer, features: np.ndarray | torch.Tensor) -
     out = scorer.score(x.float()).cpu().numpy()
     scorer.train(was_training)
     return out
+
+
+def scorer_bytes(scorer: SegmentScorer, **meta: str | int | float) -> bytes:
+    """A scorer as safetensors bytes, its sizes (and ``meta``) in the header: no pickle."""
+    from safetensors.torch import save
+
+    info = {"in_dim": scorer.fc1.in_features, "hidden": [scorer.fc1.out_features, scorer.fc2.out_features],
+            "dropout": scorer.dropout.p, **meta}
+    tensors = {k: v.detach().contiguous() for k, v in scorer.state_dict().items()}
+    return save(tensors, metadata={"scorer": json.dumps(info)})
+
+
+def scorer_from_bytes(data: bytes) -> tuple[SegmentScorer, dict]:
+    """The scorer :func:`scorer_bytes` wrote (in eval mode) and its header."""
+    from safetensors.torch import load
+
+    # The safetensors header: an 8-byte little-endian length, then JSON holding ``__metadata__``.
+    n = int.from_bytes(data[:8], "little")
+    info = json.loads(json.loads(data[8:8 + n])["__metadata__"]["scorer"])
+    scorer = SegmentScorer(int(info["in_dim"]), tuple(info["hidden"]), float(info["dropout"]))
+    scorer.load_state_dict(load(data), strict=True)
+    return scorer.eval(), info
