@@ -184,6 +184,9 @@ class NodeProbe:
         n = batch.num_rows
         return batch.append_column("where", pa.array([json.dumps(self.where)] * n))
 
+    def store(self, ctx):
+        return ctx.store
+
     def manifest(self, store):
         return store.manifest(self.name, self.id_column)
 
