@@ -138,6 +138,29 @@ def train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_name
     return loss_sum
 
 
+def prepare_worker_model(loop: dict[str, Any]) -> tuple[int, int, Any, Any]:
+    """A Ray Train worker's threads, seed and model (loaded from ``init_model`` or built from the
+    backbone), wrapped for DDP; returns (rank, world size, model, the unwrapped model)."""
+    import ray.train
+    import ray.train.torch
+    import torch
+
+    from ray_pipeline.models.base import build_video_text_model, load_video_text_model
+    from ray_pipeline.runstore import local_copy
+
+    ctx = ray.train.get_context()
+    torch.set_num_threads(loop["torch_threads"])
+    torch.manual_seed(loop["seed"])
+    if loop.get("init_model"):
+        with local_copy(loop["init_model"]) as init_dir:
+            model = load_video_text_model(init_dir)
+    else:
+        model = build_video_text_model(loop["model"], loop["backbone"], **loop.get("model_options", {}))
+    model = ray.train.torch.prepare_model(model)
+    raw = model.module if hasattr(model, "module") else model
+    return ctx.get_world_rank(), ctx.get_world_size(), model, raw
+
+
 def train_loop_per_worker(loop: dict[str, Any]) -> None:
     """One Ray Train worker: build the model, train ``loop['epochs']`` epochs, report each."""
     import ray.train
@@ -146,23 +169,12 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     import torch.distributed as dist
     from torch.utils.data import DistributedSampler
 
-    from ray_pipeline.models.base import build_video_text_model, load_video_text_model
     from ray_pipeline.models.preprocess import Preprocess
     from ray_pipeline.runstore import RunStore, local_copy
     from ray_pipeline.training.data import ClipDataset, plan_loader, training_loader
     from ray_pipeline.training.losses import build_loss
 
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(loop["torch_threads"])
-    torch.manual_seed(loop["seed"])
-    if loop.get("init_model"):
-        with local_copy(loop["init_model"]) as init_dir:
-            model = load_video_text_model(init_dir)
-    else:
-        model = build_video_text_model(loop["model"], loop["backbone"], **loop["model_options"])
-    model = ray.train.torch.prepare_model(model)
-    raw = model.module if hasattr(model, "module") else model
+    rank, world, model, raw = prepare_worker_model(loop)
     device = ray.train.torch.get_device()
 
     data = loop["data"]

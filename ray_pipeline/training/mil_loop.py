@@ -32,6 +32,7 @@ from ray_pipeline.training.loop import (
     latest_checkpoint,
     load_checkpoint_dir,
     lr_lambda,
+    prepare_worker_model,
 )
 
 
@@ -42,22 +43,11 @@ def mil_train_loop_per_worker(loop: dict[str, Any]) -> None:
     import torch
     import torch.distributed as dist
 
-    from ray_pipeline.models.base import build_video_text_model, load_video_text_model
     from ray_pipeline.models.preprocess import Preprocess
     from ray_pipeline.training.mil import topk_mil_ce_loss
     from ray_pipeline.training.mil_data import BagDataset, BagSampling, abnormal_logits, bag_batches
 
-    ctx = ray.train.get_context()
-    rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    torch.set_num_threads(loop["torch_threads"])
-    torch.manual_seed(loop["seed"])
-    if loop.get("init_model"):
-        with local_copy(loop["init_model"]) as init_dir:
-            model = load_video_text_model(init_dir)
-    else:
-        model = build_video_text_model(loop["model"], loop["backbone"])
-    model = ray.train.torch.prepare_model(model)
-    raw = model.module if hasattr(model, "module") else model
+    rank, world, model, raw = prepare_worker_model(loop)
     device = ray.train.torch.get_device()
 
     data = loop["data"]
