@@ -329,15 +329,8 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     if "anomaly" in tasks:
         return anomaly_sweep_document(roots, metas, trials)
     table = aggregate(trials)
-    done = [t for t in trials if t.summary]
-    title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
-    doc = Doc()
-    doc.h(1, title)
+    doc, title = sweep_header(roots, metas, trials)
     n_seeds = max((c.seeds for _, cells in table.rows for c in cells.values()), default=0)
-    for root, meta in zip(roots, metas):
-        axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
-        doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
-    doc.p(f"{len(trials)} trials, {len(done)} with results.")
     doc.p("Cells: zero-shot top-1 (%) of the model trained with generated data, per training seed "
           f"({', '.join(table.seed_axes) or 'no seed axis'}; up to {n_seeds}) and evaluation split: mean ± "
           "population std over those cells [95 % CI: Student-t over the per-seed means with 2 or more seeds, "
@@ -400,12 +393,17 @@ def sweep_document(roots: list[RunStore]) -> tuple[Doc, dict[str, bytes], str]:
     return doc, plots, title
 
 
-def anomaly_sweep_document(roots: list[RunStore], metas: list[dict], trials: list[TrialData]
-                           ) -> tuple[Doc, dict[str, bytes], str]:
-    """An anomaly sweep in Table 5's layout (``report/anomaly.py``)."""
+def one_task(trials: list[TrialData]) -> str | None:
+    """The task the finished trials ran (None before any finished); a report lays out one task's
+    table, so sweeps of different tasks are reported separately."""
     tasks = sorted({t.summary["task"] for t in trials if t.summary})
     if len(tasks) > 1:
         raise ValueError(f"the sweeps ran different tasks ({', '.join(tasks)}); report them separately")
+    return tasks[0] if tasks else None
+
+
+def sweep_header(roots: list[RunStore], metas: list[dict], trials: list[TrialData]) -> tuple[Doc, str]:
+    """A sweep report's title and opening: each sweep's source file, trial count and axes."""
     title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
     doc = Doc()
     doc.h(1, title)
@@ -413,6 +411,14 @@ def anomaly_sweep_document(roots: list[RunStore], metas: list[dict], trials: lis
         axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
         doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
     doc.p(f"{len(trials)} trials, {sum(bool(t.summary) for t in trials)} with results.")
+    return doc, title
+
+
+def anomaly_sweep_document(roots: list[RunStore], metas: list[dict], trials: list[TrialData]
+                           ) -> tuple[Doc, dict[str, bytes], str]:
+    """An anomaly sweep in Table 5's layout (``report/anomaly.py``)."""
+    one_task(trials)
+    doc, title = sweep_header(roots, metas, trials)
     sweep_section(doc, trials, variant_label)
     doc.h(2, "Trials")
     doc.table(["trial", "variant", "status", "MIL AUC", "MIL AUC_A", "MIL+Ours AUC", "MIL+Ours AUC_A"],
@@ -424,22 +430,14 @@ def protocol_sweep_document(roots: list[RunStore], metas: list[dict], trials: li
                             ) -> tuple[Doc, dict[str, bytes], str]:
     """A sweep of a fine-tuning task (few-shot, base-to-novel, long-tail) in its paper table."""
     done = [t for t in trials if t.summary]
-    tasks = sorted({t.summary["task"] for t in done})
-    if len(tasks) > 1:
-        raise ValueError(f"the sweeps ran different tasks ({', '.join(tasks)}); report them separately")
-    title = "Sweep report: " + " + ".join(m.get("name", "sweep") for m in metas)
-    doc = Doc()
-    doc.h(1, title)
-    for root, meta in zip(roots, metas):
-        axes_text = "; ".join(f"{a['path']} {{{a['kind']}: {json.dumps(a['spec'])}}}" for a in meta.get("axes", []))
-        doc.p(f"{meta.get('source')} ({root.root}): {len(load_trials(root))} trials. Axes: {axes_text or 'none'}.")
-    doc.p(f"{len(trials)} trials, {len(done)} with results.")
+    task = one_task(trials)
+    doc, title = sweep_header(roots, metas, trials)
     varying = [a for a in dict.fromkeys(k for t in trials for k in t.variant) if not is_seed_axis(a)]
     if varying:
         doc.p(f"Only seeds are aggregated; the trials also vary {', '.join(varying)}, which this layout does not "
               "separate.")
-    protocol_sweep_table(doc, tasks[0], [t.summary for t in done])
-    cols = protocol_columns(tasks[0], [t.summary for t in done])
+    protocol_sweep_table(doc, task, [t.summary for t in done])
+    cols = protocol_columns(task, [t.summary for t in done])
     trow = []
     for t in trials:
         status = "finished" if t.result else ("evaluated" if t.summary else ("started" if t.attempts else "pending"))

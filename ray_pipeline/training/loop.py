@@ -20,6 +20,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,16 +162,75 @@ def prepare_worker_model(loop: dict[str, Any]) -> tuple[int, int, Any, Any]:
     return ctx.get_world_rank(), ctx.get_world_size(), model, raw
 
 
+@dataclass
+class Optimization:
+    """What a worker steps: the optimizer, its schedule and precision, and the epoch it starts at."""
+
+    optimizer: Any
+    scheduler: Any
+    scaler: Any          # a GradScaler under fp16, else None
+    amp: str | None      # "bf16", "fp16" or None (full precision)
+    amp_dtype: Any
+    precision_note: str
+    start_epoch: int
+
+
+def prepare_optimization(loop: dict[str, Any], raw: Any, steps: int, device: Any) -> Optimization:
+    """AdamW over the model's parameter groups with warm-up + cosine per step, the precision the
+    device allows, and the state to resume from: after a worker failure (a replacement worker group)
+    or a rerun of the CLI, the newest checkpoint in this phase's folder of the run store (fetched
+    first when the store is remote), else the one Ray Train hands the worker group."""
+    import ray.train
+    import torch
+
+    from ray_pipeline.runstore import RunStore, local_copy
+
+    optimizer = torch.optim.AdamW(raw.param_groups(loop["lr"]), betas=(0.9, 0.98), eps=1e-8,
+                                  weight_decay=loop["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
+        loop["epochs"] * steps, int(loop["warmup_epochs"] * steps), loop["lr_min_ratio"]))
+    amp, precision_note = choose_precision(loop["mixed_precision"], device)
+    amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    start_epoch = 0
+    latest, _ = latest_checkpoint(RunStore(loop["run_store"]), loop["checkpoint_folder"])
+    checkpoint = ray.train.get_checkpoint()
+    if latest is not None:
+        with local_copy(latest) as directory:
+            start_epoch = load_checkpoint_dir(directory, raw, optimizer, scheduler, scaler)
+    elif checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            start_epoch = load_checkpoint_dir(d, raw, optimizer, scheduler, scaler)
+    return Optimization(optimizer, scheduler, scaler, amp, amp_dtype, precision_note, start_epoch)
+
+
+def report_epoch(rank: int, raw: Any, opt: Optimization, epoch: int, metrics: dict, info: dict) -> None:
+    """Report one epoch to Ray Train: rank 0 with a checkpoint (the model as safetensors, the
+    optimizer/scheduler/scaler state with the epoch, and ``info``), every other rank its metrics."""
+    import ray.train
+    import torch
+
+    if rank != 0:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        raw.save(os.path.join(tmp, MODEL_DIR))
+        state = {"optimizer": opt.optimizer.state_dict(), "scheduler": opt.scheduler.state_dict(), "epoch": epoch}
+        if opt.scaler is not None:
+            state["scaler"] = opt.scaler.state_dict()
+        torch.save(state, os.path.join(tmp, STATE_FILE))
+        Path(tmp, INFO_FILE).write_text(json.dumps(info))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
 def train_loop_per_worker(loop: dict[str, Any]) -> None:
     """One Ray Train worker: build the model, train ``loop['epochs']`` epochs, report each."""
     import ray.train
     import ray.train.torch
-    import torch
     import torch.distributed as dist
     from torch.utils.data import DistributedSampler
 
     from ray_pipeline.models.preprocess import Preprocess
-    from ray_pipeline.runstore import RunStore, local_copy
     from ray_pipeline.training.data import ClipDataset, plan_loader, training_loader
     from ray_pipeline.training.losses import build_loss
 
@@ -190,28 +250,11 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     loader_plan = plan_loader(loop["loader"], device.type, loop["worker_cpus"])
     loader = training_loader(dataset, sampler, per_worker, loader_plan)
 
-    optimizer = torch.optim.AdamW(raw.param_groups(loop["lr"]), betas=(0.9, 0.98), eps=1e-8,
-                                  weight_decay=loop["weight_decay"])
     steps = len(loader)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
-        loop["epochs"] * steps, int(loop["warmup_epochs"] * steps), loop["lr_min_ratio"]))
-    amp, precision_note = choose_precision(loop["mixed_precision"], device)
-    amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    opt = prepare_optimization(loop, raw, steps, device)
+    optimizer, scheduler, scaler, start_epoch = opt.optimizer, opt.scheduler, opt.scaler, opt.start_epoch
     if rank == 0:  # the worker's output goes to the run's log; the driver prints the epoch's info
-        print(f"[train] {loop['phase']}: {precision_note}; {loader_plan.describe()}", flush=True)
-
-    start_epoch = 0
-    # After a worker failure (a replacement worker group) or a rerun of the CLI: the newest
-    # checkpoint in this phase's folder of the run store, fetched first when the store is remote.
-    latest, _ = latest_checkpoint(RunStore(loop["run_store"]), loop["checkpoint_folder"])
-    checkpoint = ray.train.get_checkpoint()
-    if latest is not None:
-        with local_copy(latest) as directory:
-            start_epoch = load_checkpoint_dir(directory, raw, optimizer, scheduler, scaler)
-    elif checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            start_epoch = load_checkpoint_dir(d, raw, optimizer, scheduler, scaler)
+        print(f"[train] {loop['phase']}: {opt.precision_note}; {loader_plan.describe()}", flush=True)
 
     loss_fn = build_loss(loop["loss"], **loop["loss_options"])
     class_names = data["class_names"]
@@ -219,7 +262,8 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     for epoch in range(start_epoch, loop["epochs"]):
         sampler.set_epoch(epoch)  # EpochIndices hands the epoch to every decoding process
         epoch_start = time.perf_counter()
-        loss_sum = train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_names, device, amp_dtype)
+        loss_sum = train_epoch(model, loader, loss_fn, optimizer, scheduler, scaler, class_names, device,
+                               opt.amp_dtype)
         if world > 1:
             dist.all_reduce(loss_sum)
         metrics = {"epoch": epoch, "epochs": loop["epochs"], "loss": float(loss_sum[0] / loss_sum[1]),
@@ -227,15 +271,6 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
                    "epoch_seconds": time.perf_counter() - epoch_start, "steps_per_epoch": steps,
                    RANK_METRIC: checkpoint_rank(epoch, keep_epochs)}
         # How the epoch ran, for the driver's log (kept out of the reported metrics: numbers only there).
-        info = {**metrics, "precision": amp, "precision_note": precision_note, "loader": loader_plan.describe()}
-        if rank == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                raw.save(os.path.join(tmp, MODEL_DIR))
-                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch}
-                if scaler is not None:
-                    state["scaler"] = scaler.state_dict()
-                torch.save(state, os.path.join(tmp, STATE_FILE))
-                Path(tmp, INFO_FILE).write_text(json.dumps(info))
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-        else:
-            ray.train.report(metrics)
+        info = {**metrics, "precision": opt.amp, "precision_note": opt.precision_note,
+                "loader": loader_plan.describe()}
+        report_epoch(rank, raw, opt, epoch, metrics, info)

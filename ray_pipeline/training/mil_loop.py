@@ -16,24 +16,10 @@ reports one per epoch; a replaced worker or a rerun continues from the newest on
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from ray_pipeline.runstore import RunStore, local_copy
-from ray_pipeline.training.loop import (
-    INFO_FILE,
-    MODEL_DIR,
-    STATE_FILE,
-    choose_precision,
-    latest_checkpoint,
-    load_checkpoint_dir,
-    lr_lambda,
-    prepare_worker_model,
-)
+from ray_pipeline.training.loop import prepare_optimization, prepare_worker_model, report_epoch
 
 
 def mil_train_loop_per_worker(loop: dict[str, Any]) -> None:
@@ -55,25 +41,10 @@ def mil_train_loop_per_worker(loop: dict[str, Any]) -> None:
     dataset = BagDataset(data["videos"], data["labels"], pre, BagSampling(**loop["sampling"]),
                          train=loop["augment"], seed=loop["seed"])
     steps = len(bag_batches(data["labels"], loop["bags_per_side"], 0, loop["seed"]))
-    optimizer = torch.optim.AdamW(raw.param_groups(loop["lr"]), betas=(0.9, 0.98), eps=1e-8,
-                                  weight_decay=loop["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(
-        loop["epochs"] * steps, int(loop["warmup_epochs"] * steps), loop["lr_min_ratio"]))
-    amp, precision_note = choose_precision(loop["mixed_precision"], device)
-    amp_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp)
-    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    opt = prepare_optimization(loop, raw, steps, device)
+    optimizer, scheduler, scaler, start_epoch = opt.optimizer, opt.scheduler, opt.scaler, opt.start_epoch
     if rank == 0:
-        print(f"[mil] {precision_note}", flush=True)
-
-    start_epoch = 0
-    latest, _ = latest_checkpoint(RunStore(loop["run_store"]), loop["checkpoint_folder"])
-    checkpoint = ray.train.get_checkpoint()
-    if latest is not None:
-        with local_copy(latest) as directory:
-            start_epoch = load_checkpoint_dir(directory, raw, optimizer, scheduler, scaler)
-    elif checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            start_epoch = load_checkpoint_dir(d, raw, optimizer, scheduler, scaler)
+        print(f"[mil] {opt.precision_note}", flush=True)
 
     texts, normal, head = loop["class_texts"], loop["normal_index"], loop["head"]
     for epoch in range(start_epoch, loop["epochs"]):
@@ -89,7 +60,7 @@ def mil_train_loop_per_worker(loop: dict[str, Any]) -> None:
                 # Gradients are all-reduced once per batch, on each worker's last video.
                 sync = j == len(mine) - 1 or not hasattr(model, "no_sync")
                 with contextlib.nullcontext() if sync else model.no_sync():
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    with torch.autocast(device.type, dtype=opt.amp_dtype, enabled=opt.amp_dtype is not None):
                         logits = abnormal_logits(model, pixels.unsqueeze(0).to(device), texts, normal)
                     loss = topk_mil_ce_loss(logits, torch.tensor([label], device=device), head["k"],
                                             head["smoothness"], head["sparsity"]) / len(mine)
@@ -106,14 +77,4 @@ def mil_train_loop_per_worker(loop: dict[str, Any]) -> None:
         metrics = {"epoch": epoch, "epochs": loop["epochs"], "loss": float(loss_sum[0] / max(loss_sum[1], 1.0)),
                    "start_epoch": start_epoch, "lr": scheduler.get_last_lr()[0],
                    "epoch_seconds": time.perf_counter() - epoch_start, "steps_per_epoch": steps}
-        if rank == 0:
-            with tempfile.TemporaryDirectory() as tmp:
-                raw.save(os.path.join(tmp, MODEL_DIR))
-                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch}
-                if scaler is not None:
-                    state["scaler"] = scaler.state_dict()
-                torch.save(state, os.path.join(tmp, STATE_FILE))
-                Path(tmp, INFO_FILE).write_text(json.dumps(metrics))
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-        else:
-            ray.train.report(metrics)
+        report_epoch(rank, raw, opt, epoch, metrics, metrics)
