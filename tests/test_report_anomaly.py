@@ -61,7 +61,9 @@ def test_sweep_report_aggregates_seeds_and_pairs_them(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     auc_b = np.array([b[0] for b in base])
     row = next(line for line in md.splitlines() if line.startswith("| MIL |"))
-    assert row.split(" | ")[1] == f"{auc_b.mean():.2f} ± {auc_b.std():.2f} (n=3)"
+    half_b = stats.t.ppf(0.975, 2) * auc_b.std(ddof=1) / np.sqrt(3)
+    assert row.split(" | ")[1] == (f"{auc_b.mean():.2f} ± {auc_b.std():.2f} "
+                                   f"[{auc_b.mean() - half_b:.2f}, {auc_b.mean() + half_b:.2f}] (n=3)")
     # The paired difference over seeds, its Student-t 95 % interval computed here by hand.
     d = np.array([g[0] - b[0] for g, b in zip(gen, base)])
     half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)

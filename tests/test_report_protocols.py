@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from ray_pipeline.evaluation.base_to_novel import harmonic_mean
 from ray_pipeline.evaluation.statistics import describe
@@ -76,7 +77,9 @@ def test_sweep_reports_combine_datasets_and_seeds(tmp_path):
     assert "| Method | hmdb Base | hmdb Novel | hmdb HM | ucf Base | ucf Novel | ucf HM |" in md
     row = next(line for line in md.splitlines() if line.startswith(f"| {LABELS['baseline']} |"))
     cells = row.split(" | ")[1:]
-    assert cells[0] == f"72.0 ± {np.std([70, 72, 74]):.1f} (n=3)" and cells[1].startswith("52.0 ± ")
+    half = stats.t.ppf(0.975, 2) * np.std([70, 72, 74], ddof=1) / np.sqrt(3)  # Student-t over the 3 seeds
+    assert cells[0] == f"72.0 ± {np.std([70, 72, 74]):.1f} [{72 - half:.1f}, {72 + half:.1f}] (n=3)"
+    assert cells[1].startswith("52.0 ± ")
     hms = [harmonic_mean(70 + 2 * s, 50 + 2 * s) for s in range(3)]
     assert cells[2] == f"{harmonic_mean(72.0, 52.0):.1f} ± {np.std(hms):.1f} (n=3)"  # HM of the means
     assert cells[4].startswith("81.0 ± ")
@@ -84,6 +87,12 @@ def test_sweep_reports_combine_datasets_and_seeds(tmp_path):
     assert backbone.split(" | ")[1:4] == ["50.0", "40.0", f"{harmonic_mean(50, 40):.1f}"]
     assert "| TC-CLIP+Ours | 77.7 | 64.0 | 70.2 | 95.5 | 85.2 | 90.1 |" in md
     assert md.count("| finished |") == 6
+    # +Ours − TC-CLIP paired within each trial: hmdb Base 75+s − (70+2s) = 5 − s, i.e. 5, 4, 3.
+    d = np.array([5.0, 4.0, 3.0])
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert f"| hmdb Base | +4.0 | [{4 - half:+.1f}, {4 + half:+.1f}] | 3 | significant |" in md
+    # ucf Base: 91 − 90 in every trial, a zero-width interval that excludes 0.
+    assert "| ucf Base | +1.0 | [+1.0, +1.0] | 3 | significant |" in md
 
 
 def test_sweeps_of_different_tasks_are_not_mixed(tmp_path):

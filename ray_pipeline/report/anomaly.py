@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ray_pipeline.evaluation.statistics import paired_difference
+from ray_pipeline.evaluation.statistics import paired_difference, t_interval
 from ray_pipeline.report.document import Doc
 
 METRICS = (("auc", "AUC"), ("auc_a", "AUC_A"))
@@ -75,7 +75,10 @@ def _text(cells: dict) -> str:
     if not cells:
         return "–"
     v = np.asarray(list(cells.values()))
-    return f"{v.mean():.2f}" if v.size == 1 else f"{v.mean():.2f} ± {v.std():.2f} (n={v.size})"
+    if v.size == 1:
+        return f"{v.mean():.2f}"
+    lo, hi = t_interval(v)
+    return f"{v.mean():.2f} ± {v.std():.2f} [{lo:.2f}, {hi:.2f}] (n={v.size})"
 
 
 def sweep_section(doc: Doc, trials: list[Any], variant_label: Any) -> None:
@@ -103,8 +106,9 @@ def sweep_section(doc: Doc, trials: list[Any], variant_label: Any) -> None:
                              f"seed(s){sig}")
     doc.h(2, "Table 5 layout: abnormal action detection")
     doc.table(["Method", "AUC (%)", "AUC_A (%)"], table)
-    doc.p("Mean ± population std over seeds (n = seeds with results); each seed trains its own "
-          "pre-training and MIL heads. Paired differences: same seed, Student-t 95 % CI over seeds.")
+    doc.p("Mean ± population std over seeds [95 % CI, Student-t over the seeds] (n = seeds with results); each "
+          "seed trains its own pre-training and MIL heads. Paired differences: same seed, Student-t 95 % CI over "
+          "seeds.")
     for d in diffs:
         doc.p(d)
     _paper(doc)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ray_pipeline.evaluation.statistics import paired_difference, t_interval
 from ray_pipeline.report.document import Doc
 
 PROTOCOL_TASKS = ("few_shot", "base_to_novel", "long_tail")
@@ -80,7 +81,8 @@ def _cell(values: list[float], expected: int | None = None) -> str:
     count = f"n={n}" if expected in (None, n) else f"n={n} of {expected}"
     if n == 1:
         return f"{values[0]:.1f}"
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f} ({count})"
+    lo, hi = t_interval(values)
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f} [{lo:.1f}, {hi:.1f}] ({count})"
 
 
 def _paper_table(doc: Doc, task: str) -> None:
@@ -175,11 +177,37 @@ def protocol_sweep_table(doc: Doc, task: str, summaries: Sequence[dict[str, Any]
             cells.append(_cell(values, None if role == "backbone" else expected[ds]))
         rows.append([" / ".join(labels)] + cells)
     doc.table(["Method"] + [h for _, _, h in cols], rows)
-    doc.p("Cells: mean ± population std over the trials (training seeds) that have the cell; the backbone is "
-          "evaluated once. HM: of the mean Base and mean Novel, ± the std of the trials' HMs.")
+    doc.p("Cells: mean ± population std over the trials (training seeds) that have the cell [95 % CI, "
+          "Student-t over the seeds]; the backbone is evaluated once. HM: of the mean Base and mean Novel, ± the "
+          "std of the trials' HMs.")
+    diffs = paired_rows(summaries, cols)
+    if diffs:
+        doc.p("Paired differences, +Ours − TC-CLIP (the same trial: same training seed and list), 95 % CI over "
+              "the seeds; a CI that contains 0 is not significant:")
+        doc.table(["Column", "+Ours − TC-CLIP", "95 % CI", "seeds", "verdict"], diffs)
     for line in _protocol_lines(summaries[0]):
         doc.p(line)
     _paper_table(doc, task)
+
+
+def paired_rows(summaries: Sequence[dict[str, Any]], cols: list[tuple[str, str, str]]) -> list[list[str]]:
+    """Per column: the generated row minus the baseline row, paired within each trial (one trial is
+    one training seed), with its Student-t CI over the trials."""
+    out = []
+    for ds, path, header in cols:
+        gen, base = {}, {}
+        for i, s in enumerate(summaries):
+            g, b = metric_at(_row(s, "generated"), ds, path), metric_at(_row(s, "baseline"), ds, path)
+            if g is not None and b is not None:
+                gen[(i, "test")], base[(i, "test")] = g["mean"], b["mean"]
+        if not gen:
+            continue
+        d = paired_difference(gen, base)
+        ci = d["ci95"]
+        verdict = "–" if d["significant"] is None else ("significant" if d["significant"] else "not significant")
+        out.append([header, f"{d['diff_mean']:+.1f}", "–" if ci is None else f"[{ci[0]:+.1f}, {ci[1]:+.1f}]",
+                    str(d["n_pairs"]), verdict])
+    return out
 
 
 def _hm_cell(summaries: Sequence[dict[str, Any]], role: str, ds: str) -> str:
