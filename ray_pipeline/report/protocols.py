@@ -174,6 +174,8 @@ def protocol_sweep_table(doc: Doc, task: str, summaries: Sequence[dict[str, Any]
                 cells.append(_hm_cell(have, role, ds))
                 continue
             values = [e["mean"] for s in have if (e := metric_at(_row(s, role), ds, path)) is not None]
+            if role == "backbone":  # the same untrained model in every trial: one value, not a spread
+                values = list(dict.fromkeys(values))
             cells.append(_cell(values, None if role == "backbone" else expected[ds]))
         rows.append([" / ".join(labels)] + cells)
     doc.table(["Method"] + [h for _, _, h in cols], rows)
