@@ -216,6 +216,8 @@ def _hm_cell(summaries: Sequence[dict[str, Any]], role: str, ds: str) -> str:
     base = [e["mean"] for s in summaries if (e := metric_at(_row(s, role), ds, "base")) is not None]
     novel = [e["mean"] for s in summaries if (e := metric_at(_row(s, role), ds, "novel")) is not None]
     hms = [e["mean"] for s in summaries if (e := metric_at(_row(s, role), ds, "hm")) is not None]
+    if role == "backbone":
+        hms = list(dict.fromkeys(hms))
     if not base or len(base) != len(novel):
         return "–"
     b, n = float(np.mean(base)), float(np.mean(novel))
