@@ -104,7 +104,9 @@ def measured_seconds_per_clip(run_dir: str) -> float:
     parts = store.manifest("generate", "clip_id").parts()
     if not parts:
         raise SystemExit(f"no generate manifest in {store.uri('generate/manifest')}")
-    table = pa.concat_tables([pq.read_table(io.BytesIO(store.read_bytes(p))) for p in parts],
+    # One thread: Arrow's parquet reader threads can abort this short-lived CLI at interpreter exit
+    # ("terminate called without an active exception", apache/arrow#34314); the manifest is small.
+    table = pa.concat_tables([pq.read_table(io.BytesIO(store.read_bytes(p)), use_threads=False) for p in parts],
                              promote_options="permissive")
     seconds = table.column("gen_seconds").to_pylist()
     return sum(seconds) / len(seconds)
