@@ -26,12 +26,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.config import AnomalyConfig, ConfigError, ExperimentConfig
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.models.resolve import resolve_model_path
 from ray_pipeline.stages.base import Inputs, Stage
-from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries
+from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries, generated_data_figures
 
 WORLD_PREFIX = "world:world_ucf_crime/"
 METRICS = ("auc", "auc_a")
@@ -210,12 +209,7 @@ class AnomalyTask(Task):
             for metric in METRICS:
                 comparisons.append({"a": row["label"], "b": baseline, "metric": metric, "dataset": d.name,
                                     **paired_difference(cells[(row["label"], metric)], cells[(baseline, metric)])})
-        data: dict[str, Any] = {}
-        if "generate" in results and results["generate"].rows.num_rows:
-            data["clips"] = results["generate"].rows.num_rows
-            data["classes"] = len(set(results["generate"].rows.column("class_name").to_pylist()))
-            if "score" in results:  # failure_auroc (a fraction) where the generator knows its failures
-                data.update(failure_figures(results["generate"].rows, results["score"].rows))
+        data = generated_data_figures(results)
         a = self.section
         texts, normal = self.class_texts()
         return {

@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.config import ExperimentConfig
 from ray_pipeline.prompts.classlists import ClassEntry
 from ray_pipeline.stages.base import Inputs, Stage
@@ -112,3 +113,17 @@ class Task(ABC):
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
                 out[f"data.{name}"] = float(value)
         return out
+
+
+def generated_data_figures(results: Inputs) -> dict[str, Any]:
+    """``summary.json``'s ``data``: how many generated clips and classes this config trained on and,
+    where the generator knows which clips failed, how well the scorer's entropy finds them
+    (``failure_auroc``, a fraction)."""
+    data: dict[str, Any] = {}
+    if "generate" in results and results["generate"].rows.num_rows:
+        clips = results["generate"].rows
+        data["clips"] = clips.num_rows
+        data["classes"] = len(set(clips.column("class_name").to_pylist()))
+        if "score" in results:
+            data.update(failure_figures(clips, results["score"].rows))
+    return data

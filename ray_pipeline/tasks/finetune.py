@@ -47,7 +47,7 @@ from ray_pipeline.evaluation.selection import EpochChoice, select_epoch
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.models.resolve import resolve_model_path
 from ray_pipeline.stages.base import Inputs, Stage
-from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries
+from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries, generated_data_figures
 from ray_pipeline.training.records import TrainingRecords, split_records
 
 PRETRAIN = "synthetic"
@@ -296,10 +296,7 @@ class FinetuneTask(Task):
     # ---------------------------------------------------------------- summary
     def summary_base(self, results: Inputs) -> dict[str, Any]:
         """The parts of ``summary.json`` every fine-tuning task writes the same way."""
-        data: dict[str, Any] = {}
-        if "generate" in results and results["generate"].rows.num_rows:
-            data["clips"] = results["generate"].rows.num_rows
-            data["classes"] = len(set(results["generate"].rows.column("class_name").to_pylist()))
+        data = generated_data_figures(results)
         t, ft, ev = self.cfg.train, self.section.finetune, self.cfg.evaluate
         protocol = {
             "dataset": self.data.model_dump(mode="json"),

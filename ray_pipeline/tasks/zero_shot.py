@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray_pipeline.analysis.failures import failure_figures
 from ray_pipeline.evaluation.metrics import split_counts
 from ray_pipeline.evaluation.statistics import describe, paired_difference
 from ray_pipeline.models.resolve import resolve_model_path
 from ray_pipeline.stages.base import Inputs, Stage
-from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries
+from ray_pipeline.tasks.base import DATA_STAGES, Task, build_data_stage, class_entries, generated_data_figures
 
 
 class ZeroShotTask(Task):
@@ -89,12 +88,7 @@ class ZeroShotTask(Task):
                         if a and b:
                             comparisons.append({"a": row["label"], "b": ref, "metric": metric, "dataset": ds,
                                                 **paired_difference(a, b)})
-        data: dict[str, Any] = {}
-        if "generate" in results and results["generate"].rows.num_rows:
-            data["clips"] = results["generate"].rows.num_rows
-            data["classes"] = len(set(results["generate"].rows.column("class_name").to_pylist()))
-            if "score" in results:  # failure_auroc (a fraction) where the generator knows its failures
-                data.update(failure_figures(results["generate"].rows, results["score"].rows))
+        data = generated_data_figures(results)
         ev_cfg = self.cfg.evaluate
         return {
             "task": self.name, "rows": rows, "comparisons": comparisons, "data": data,
