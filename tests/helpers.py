@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -186,3 +187,19 @@ def shared_path(*parts: str) -> Path:
     here = Path(__file__).resolve().parent
     candidates = [p / "shared" / Path(*parts) for p in here.parents]
     return next((c for c in candidates if c.exists()), candidates[1])
+
+
+def fake_sweep(root: Path, summaries: list[dict]) -> None:
+    """A finished sweep's folder as the report reads it: one trial per summary (seed = its index)."""
+    records = []
+    for i, summary in enumerate(summaries):
+        key = f"k{i:03d}"
+        records.append({"key": key, "index": i, "variant": {"train.seed": i}, "config": {}})
+        d = root / "trials" / key
+        d.mkdir(parents=True)
+        (d / "attempts.jsonl").write_text('{"started": 0}\n')
+        (d / "summary.json").write_text(json.dumps(summary))
+        (d / "trial_result.json").write_text(json.dumps({"trial_seconds": 1.0}))
+    (root / "trials.json").write_text(json.dumps(records))
+    (root / "sweep.json").write_text(json.dumps({"name": root.name, "source": "x.yaml",
+                                                 "axes": [{"path": "train.seed", "kind": "grid", "spec": [0, 1, 2]}]}))

@@ -13,6 +13,7 @@ from scipy import stats
 from ray_pipeline.evaluation.statistics import describe
 from ray_pipeline.report import write_report
 from ray_pipeline.runstore import RunStore
+from tests.helpers import fake_sweep
 
 LABELS = {"baseline": "MIL (no generated pre-training)", "generated": "MIL + generated pre-training (IE, UL)"}
 
@@ -25,21 +26,6 @@ def _summary(seed: int, values: dict[str, tuple[float, float]]) -> dict:
             for role, (auc, auc_a) in values.items()]
     return {"task": "anomaly", "rows": rows, "comparisons": [],
             "protocol": {"head": "ranking", "num_segments": 32, "frames_per_segment": 8}}
-
-
-def _fake_sweep(root: Path, summaries: list[dict]) -> None:
-    records = []
-    for i, summary in enumerate(summaries):
-        key = f"k{i:03d}"
-        records.append({"key": key, "index": i, "variant": {"train.seed": i}, "config": {}})
-        d = root / "trials" / key
-        d.mkdir(parents=True)
-        (d / "attempts.jsonl").write_text('{"started": 0}\n')
-        (d / "summary.json").write_text(json.dumps(summary))
-        (d / "trial_result.json").write_text(json.dumps({"trial_seconds": 1.0}))
-    (root / "trials.json").write_text(json.dumps(records))
-    (root / "sweep.json").write_text(json.dumps({"name": root.name, "source": "x.yaml",
-                                                 "axes": [{"path": "train.seed", "kind": "grid", "spec": [0, 1, 2]}]}))
 
 
 def test_run_report_is_table5(tmp_path):
@@ -56,7 +42,7 @@ def test_run_report_is_table5(tmp_path):
 def test_sweep_report_aggregates_seeds_and_pairs_them(tmp_path):
     base = [(70.0, 68.0), (66.0, 65.0), (71.0, 66.0)]
     gen = [(72.0, 69.0), (69.0, 66.5), (72.5, 68.0)]
-    _fake_sweep(tmp_path / "sweep", [_summary(s, {"baseline": base[s], "generated": gen[s]}) for s in range(3)])
+    fake_sweep(tmp_path / "sweep", [_summary(s, {"baseline": base[s], "generated": gen[s]}) for s in range(3)])
     write_report(RunStore(tmp_path / "sweep"), out=RunStore(tmp_path / "out"))
     md = (tmp_path / "out" / "report.md").read_text()
     auc_b = np.array([b[0] for b in base])
@@ -72,9 +58,9 @@ def test_sweep_report_aggregates_seeds_and_pairs_them(tmp_path):
 
 
 def test_anomaly_and_other_sweeps_are_not_mixed(tmp_path):
-    _fake_sweep(tmp_path / "a", [_summary(0, {"baseline": (70.0, 68.0)})])
+    fake_sweep(tmp_path / "a", [_summary(0, {"baseline": (70.0, 68.0)})])
     other = {"task": "few_shot", "rows": [], "comparisons": [], "protocol": {}}
-    _fake_sweep(tmp_path / "b", [other])
+    fake_sweep(tmp_path / "b", [other])
     with pytest.raises(ValueError, match="different tasks"):
         write_report(RunStore(tmp_path / "a"), RunStore(tmp_path / "b"), out=RunStore(tmp_path / "out"))
 

@@ -3,9 +3,6 @@ sweep's trials aggregated over seeds (mean ± population std; HM from the mean B
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 from scipy import stats
@@ -15,6 +12,7 @@ from ray_pipeline.evaluation.statistics import describe
 from ray_pipeline.report import write_report
 from ray_pipeline.report.protocols import protocol_run_document
 from ray_pipeline.runstore import RunStore
+from tests.helpers import fake_sweep
 
 LABELS = {"backbone": "backbone (no training)", "baseline": "TC-CLIP fine-tuned",
           "generated": "TC-CLIP + generated (IE, UL), fine-tuned"}
@@ -41,21 +39,6 @@ def _b2n(ds: str, values: dict[str, tuple[float, float]]) -> dict:
     return {"task": "base_to_novel", "rows": rows, "comparisons": [], "protocol": {**PROTOCOL, "hm": "HM"}}
 
 
-def _fake_sweep(root: Path, summaries: list[dict]) -> None:
-    records = []
-    for i, summary in enumerate(summaries):
-        key = f"k{i:03d}"
-        records.append({"key": key, "index": i, "variant": {"train.seed": i}, "config": {}})
-        d = root / "trials" / key
-        d.mkdir(parents=True)
-        (d / "attempts.jsonl").write_text('{"started": 0}\n')
-        (d / "summary.json").write_text(json.dumps(summary))
-        (d / "trial_result.json").write_text(json.dumps({"trial_seconds": 1.0}))
-    (root / "trials.json").write_text(json.dumps(records))
-    (root / "sweep.json").write_text(json.dumps({"name": root.name, "source": "x.yaml",
-                                                 "axes": [{"path": "train.seed", "kind": "grid", "spec": [0, 1, 2]}]}))
-
-
 def test_run_report_is_table2(tmp_path):
     summary = _few_shot("world_hmdb_fs", {"backbone": {2: 11.0, 16: 11.0}, "baseline": {2: 7.6, 16: 12.4},
                                           "generated": {2: 10.7, 16: 16.2}})
@@ -68,9 +51,9 @@ def test_run_report_is_table2(tmp_path):
 
 def test_sweep_reports_combine_datasets_and_seeds(tmp_path):
     hmdb, ucf = tmp_path / "hmdb", tmp_path / "ucf"
-    _fake_sweep(hmdb, [_b2n("hmdb", {"baseline": (70.0 + 2 * s, 50.0 + 2 * s), "generated": (75.0 + s, 60.0)}
+    fake_sweep(hmdb, [_b2n("hmdb", {"baseline": (70.0 + 2 * s, 50.0 + 2 * s), "generated": (75.0 + s, 60.0)}
                              | {"backbone": (50.0, 40.0)}) for s in range(3)])  # every trial evaluates it
-    _fake_sweep(ucf, [_b2n("ucf", {"baseline": (90.0, 80.0 + s), "generated": (91.0, 85.0)}) for s in range(3)])
+    fake_sweep(ucf, [_b2n("ucf", {"baseline": (90.0, 80.0 + s), "generated": (91.0, 85.0)}) for s in range(3)])
     write_report(RunStore(hmdb), RunStore(ucf), out=RunStore(tmp_path / "out"))
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Table 3 layout" in md
@@ -96,7 +79,7 @@ def test_sweep_reports_combine_datasets_and_seeds(tmp_path):
 
 
 def test_sweeps_of_different_tasks_are_not_mixed(tmp_path):
-    _fake_sweep(tmp_path / "a", [_b2n("hmdb", {"baseline": (70.0, 50.0)})])
-    _fake_sweep(tmp_path / "b", [_few_shot("hmdb", {"baseline": {2: 30.0}})])
+    fake_sweep(tmp_path / "a", [_b2n("hmdb", {"baseline": (70.0, 50.0)})])
+    fake_sweep(tmp_path / "b", [_few_shot("hmdb", {"baseline": {2: 30.0}})])
     with pytest.raises(ValueError, match="different tasks"):
         write_report(RunStore(tmp_path / "a"), RunStore(tmp_path / "b"), out=RunStore(tmp_path / "out"))
