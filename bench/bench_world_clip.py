@@ -10,7 +10,7 @@ Prints:
 1. zero-shot top-1 on world_hmdb and world_ucf (the quickstart's datasets, ``world.sizes``
    defaults), measured as the evaluate stage measures the backbone: ViFi-CLIP on the CLIP
    (``build_video_text_model("vificlip", DIR)``, prompt "a photo of a {}."), 2 random TSN views of
-   8 frames per video seeded per video path, softmaxes summed; per test split, mean ± population
+   8 frames per video seeded by its path below the dataset, softmaxes summed; per test split, mean ± population
    std, and split into classes the source dataset (world_k400) has vs target-only classes;
 2. the failure AUROC: on generated clips (``RUN_DIR``'s generate manifest; without ``--clips``,
    the quickstart's 464 clips made here with ``ray-pipeline prompts`` and ``generate``), the CLIP
@@ -37,7 +37,7 @@ from sklearn.metrics import davies_bouldin_score, roc_auc_score
 
 from ray_pipeline.config import ProceduralConfig
 from ray_pipeline.generators.procedural import ProceduralGenerator
-from ray_pipeline.ids import row_id
+from ray_pipeline.stages.evaluate import view_rng
 from ray_pipeline.video_io import read_frames, segment_indices
 from ray_pipeline.world.clip import (
     class_probabilities,
@@ -82,7 +82,7 @@ def zero_shot(clip_dir: str | os.PathLike, dataset_dir: str | os.PathLike, num_c
         hits = []
         for path, label in rows:
             video = str(path)
-            rng = np.random.default_rng([seed, int(row_id("v", v=video), 16) % (2**32)])
+            rng = view_rng(seed, os.path.relpath(video, Path(dataset_dir) / "videos"))
             views = [read_frames(video, num_segments=num_frames, random=num_clips > 1, rng=rng)
                      for _ in range(num_clips)]
             pixels = torch.stack([clip_tensor(v, pre, train=False) for v in views])

@@ -58,7 +58,7 @@ def _reference_predictions(per_model, planned) -> dict[str, int]:
     out = {}
     for row in planned.to_pylist():
         try:
-            views = per_model._views(row["video"], pre)
+            views = per_model._views(row["video"], row["split_key"], pre)
         except Exception:  # noqa: BLE001
             continue
         names = per_model._names[row["split_key"]]
@@ -118,3 +118,25 @@ def test_bf16_batched_pass_runs_on_cpu(tmp_path, tiny_clip):
     ok = [r for r in rows if not r["error"]]
     assert ok and all(0 <= r["predicted"] < 4 for r in ok)
     assert np.mean([r["top1"] == (r["predicted"] == r["label"]) for r in ok]) == 1.0
+
+
+def test_views_are_seeded_below_the_dataset_root_so_its_location_changes_no_view(tmp_path, tiny_clip):
+    a, planned_a = _evaluation(tmp_path / "a", tiny_clip, None)
+    b, planned_b = _evaluation(tmp_path / "elsewhere" / "b", tiny_clip, None)  # the same bytes, elsewhere
+    a.setup("cpu")
+    b.setup("cpu")
+    pre = a._loaded[1]
+    rows_a = [r for r in planned_a.to_pylist() if "broken" not in r["video"]]
+    rows_b = [r for r in planned_b.to_pylist() if "broken" not in r["video"]]
+    assert len(rows_a) == len(rows_b) == 12
+    keys = [a._splits[r["split_key"]].view_key(r["video"]) for r in rows_a]
+    assert keys == [b._splits[r["split_key"]].view_key(r["video"]) for r in rows_b]
+    assert keys[0] == "videos/wave/v0.mp4"  # the split list's own relative path
+    for ra, rb in zip(rows_a, rows_b):
+        assert torch.equal(a._views(ra["video"], ra["split_key"], pre), b._views(rb["video"], rb["split_key"], pre))
+    # Seeding by the absolute path (the former rule) draws other offsets for the two copies.
+    from ray_pipeline.stages.evaluate import view_rng
+
+    offsets = lambda key: view_rng(0, key).integers(1 << 30, size=4).tolist()  # noqa: E731
+    assert offsets(rows_a[0]["video"]) != offsets(rows_b[0]["video"])
+    assert a.identity()["views"] == "relative-path"  # the rule is in every evaluation row's id

@@ -150,5 +150,5 @@ def test_world_xclip_builds_loads_and_runs(tmp_path: Path) -> None:
     world_clip_dir = ensure_world_clip(tmp_path)
     clip = CLIPModel.from_pretrained(str(world_clip_dir)).eval()
     # Close to CLIP's frame mean at the start (random new modules would give ~0): 0.95-1.00 on the
-    # shipped world CLIP of 2,400 steps (0.98+ on the earlier 600-step one).
+    # shipped world CLIP of 2,000 steps (0.98+ on the earlier 600-step one).
     _check_built_on(clip, model.clip, px, model.tokenizer, min_cos=0.9)

@@ -28,9 +28,16 @@ class Split:
     class_names: list[str]
     videos: list[str]  # absolute paths or URIs
     labels: list[int]
+    root: str = ""  # the folder (or URI prefix) the list's relative paths are under
 
     def __len__(self) -> int:
         return len(self.videos)
+
+    def view_key(self, video: str) -> str:
+        """The video's path below ``root`` (the list file's own path): what seeds its random test
+        views, so that where the dataset lies changes no prediction."""
+        prefix = self.root.rstrip("/") + "/"
+        return video[len(prefix):] if self.root and video.startswith(prefix) else video
 
 
 def read_labels(path: str | os.PathLike) -> list[str]:
@@ -93,5 +100,5 @@ def load_splits(ds: DatasetConfig, cfg: ExperimentConfig) -> list[Split]:
         if ds.label_fix == "hmdb_swap":
             labels = [HMDB_SWAPS.get(i, i) for i in labels]
         splits.append(Split(name=Path(split.list).stem, class_names=names,
-                            videos=[str(root / e[0]) for e in entries], labels=labels))
+                            videos=[str(root / e[0]) for e in entries], labels=labels, root=str(root)))
     return splits

@@ -44,6 +44,12 @@ OUT_SCHEMA = pa.schema([
 ])
 
 
+def view_rng(seed: int, video_key: str) -> np.random.Generator:
+    """The random TSN offsets of one test video's views (as TC-CLIP's multi-clip test): seeded by
+    the evaluation seed and the video's path below its dataset root, so repeatable anywhere."""
+    return np.random.default_rng([seed, int(row_id("v", v=video_key), 16) % (2**32)])
+
+
 @dataclass(frozen=True)
 class ModelRef:
     """A model to evaluate: ``model_dir`` None is the untrained backbone. A ``shared`` model (the
@@ -80,8 +86,10 @@ class ModelEvaluation(RowStage):
         # Batching is left out, like generation's prompts_per_call: it reorders float sums only (on
         # CPU batched and one-by-one predictions agree; a test checks). Autocast changes precision;
         # "auto" is fp32 on CPU as before, so it keeps the ids rows had before the setting existed.
+        # "views": the test views are seeded by the video's path below its dataset root (they were
+        # once seeded by the absolute path); naming the rule keeps rows of the old rule from reuse.
         ident = {"model": self.model.model_dir or model_fingerprint(self.backbone), "frames": self.num_frames,
-                 "clips": self.num_clips, "seed": self.seed}
+                 "clips": self.num_clips, "seed": self.seed, "views": "relative-path"}
         return ident if self.precision == "auto" else {**ident, "precision": self.precision}
 
     def store(self, ctx: StageContext) -> RunStore:
@@ -113,6 +121,7 @@ class ModelEvaluation(RowStage):
             pre = Preprocess.from_pretrained(self.backbone)
         self._loaded = (model.to(device).eval(), pre, device)
         self._names = {f"{ds}/{split.name}": split.class_names for ds, split in self.splits}
+        self._splits = {f"{ds}/{split.name}": split for ds, split in self.splits}
         self._classes: dict[str, Any] = {}
         self._autocast = autocast_dtype(self.precision, device)
         self._batched = self.batched == "on" or (self.batched == "auto" and device.startswith("cuda"))
@@ -128,14 +137,13 @@ class ModelEvaluation(RowStage):
                 self._classes[split_key] = model.encode_classes(self._names[split_key])
         return self._classes[split_key]
 
-    def _views(self, video: str, pre: Any) -> Any:
+    def _views(self, video: str, split_key: str, pre: Any) -> Any:
         import torch
 
         from ray_pipeline.models.preprocess import clip_tensor
         from ray_pipeline.video_io import read_frames
 
-        # Random TSN offsets per view (as TC-CLIP's multi-clip test), seeded per video: repeatable.
-        rng = np.random.default_rng([self.seed, int(row_id("v", v=video), 16) % (2**32)])
+        rng = view_rng(self.seed, self._splits[split_key].view_key(video))
         views = [read_frames(video, num_segments=self.num_frames, random=self.num_clips > 1, rng=rng)
                  for _ in range(self.num_clips)]
         return torch.stack([clip_tensor(v, pre, train=False) for v in views])
@@ -148,7 +156,7 @@ class ModelEvaluation(RowStage):
         for row in rows:
             row.update(predicted=-1, top1=False, top5=False, error=None)
             try:
-                views = self._views(row["video"], pre)
+                views = self._views(row["video"], row["split_key"], pre)
             except Exception as exc:  # unreadable or corrupt file: count it, go on
                 row["error"] = f"{type(exc).__name__}: {exc}"[:300]
                 continue

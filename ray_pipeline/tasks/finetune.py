@@ -189,7 +189,7 @@ class FinetuneTask(Task):
         """A test list as an evaluation split."""
         videos = self.roots()[1]
         return Split(name=name, class_names=list(class_names), videos=[str(videos / rel) for rel, _ in entries],
-                     labels=self.label_fix([y for _, y in entries], swaps))
+                     labels=self.label_fix([y for _, y in entries], swaps), root=str(videos))
 
     def prepare(self) -> list[str]:
         self.test_splits()
