@@ -5,6 +5,7 @@ multi-node test cluster with declared (fake) GPUs."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -181,6 +182,9 @@ class NodeProbe:
         self.where = {"device": device, "node": ctx.get_node_id(), "gpus": [str(g) for g in ray.get_gpu_ids()]}
 
     def process(self, batch: pa.Table) -> pa.Table:
+        # Slow enough that one actor cannot take every block while the other is still starting
+        # (under load an instant probe once ran all 6 blocks on the first actor up).
+        time.sleep(1.0)
         n = batch.num_rows
         return batch.append_column("where", pa.array([json.dumps(self.where)] * n))
 

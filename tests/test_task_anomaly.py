@@ -300,7 +300,8 @@ def test_an_xclip_backbone_is_evaluated_as_xclip(tmp_path, tiny_xclip, one_torch
         rows = stage.process(planned).to_pylist()
         for row in rows:
             with torch.inference_mode():
-                logits = model.class_logits(stage._views(row["video"], row["split_key"], pre), stage._names[row["split_key"]])
+                views = stage._views(row["video"], row["split_key"], pre)
+                logits = model.class_logits(views, stage._names[row["split_key"]])
             assert row["error"] is None and row["predicted"] == int(logits.softmax(-1).sum(0).argmax())
 
 

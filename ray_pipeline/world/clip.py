@@ -574,7 +574,7 @@ def _complete(p: Path) -> bool:
 
 def ensure_world_clip(cache_dir: str | os.PathLike | None = None) -> Path:
     """The world CLIP's directory: the copy shipped in the package, else (a stripped install)
-    one pre-trained once into ``cache_dir/world_clip/<key>`` (about 10 minutes on one core)."""
+    one pre-trained once into ``cache_dir/world_clip/<key>`` (9-12 minutes on one core)."""
     if _complete(ASSET_DIR):
         return ASSET_DIR
     if cache_dir is None:
