@@ -575,13 +575,14 @@ RECIPES = ("synthetic", "source", "source_then_generated", "source_synthetic", "
 
 class LoaderConfig(StrictModel):
     """The training input pipeline of each Ray Train worker: DataLoader processes decode clips with
-    decord while the step runs. Defaults keep CPU training as it is (decoding in the training
-    process, which has the CPUs) and keep a GPU fed (decoding in the worker's other CPUs). None of
-    these change the weights: a sample depends on (seed, epoch, index) only, whichever process
-    decodes it."""
+    decord while the step runs. Defaults put one decoding process on a CPU worker's idle CPU (its
+    torch threads run the step) and keep a GPU fed (decoding in the worker's other CPUs). None of
+    these change the weights: a sample depends on (seed, epoch, index) only, and a batch has the
+    same memory layout, whichever process decodes it."""
 
     num_workers: int | None = Field(None, ge=0, description="decoding processes per training worker; default: "
-                                    "0 on CPU, the worker's CPUs minus one on GPU")
+                                    "on CPU 1 where the worker has CPUs its torch threads leave idle, else 0; "
+                                    "on GPU the worker's CPUs minus one")
     pin_memory: bool | None = Field(None, description="page-locked batches, copied to the GPU without a host "
                                     "sync; default: on GPU (ignored on CPU)")
     prefetch_factor: int = Field(2, ge=1, description="batches each decoding process keeps ready")

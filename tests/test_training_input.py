@@ -44,7 +44,7 @@ def _epochs(dataset: ClipDataset, plan: LoaderPlan, epochs: int = 3) -> list[lis
     out = []
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
-        out.append([tuple(t.clone() for t in batch) for batch in loader])
+        out.append([tuple(t.clone() for t in batch) for batch in loader])  # clone keeps the strides
     return out
 
 
@@ -59,6 +59,8 @@ def test_decoding_processes_give_the_training_processs_batches_every_epoch(clips
     for a_epoch, b_epoch in zip(inline, forked):
         for a, b in zip(a_epoch, b_epoch):
             assert all(torch.equal(x, y) for x, y in zip(a, b))
+            # The same memory layout too (channels-last frames): convolutions round by layout.
+            assert all(x.stride() == y.stride() for x, y in zip(a, b))
     assert not torch.equal(inline[0][0][0], inline[1][0][0])  # a new epoch draws new samples
     pixels, labels, uncertainty, real = inline[0][0]
     assert pixels.shape == (3, 4, 3, 32, 32) and uncertainty.dtype == torch.float64 and real.dtype == torch.bool
@@ -119,6 +121,10 @@ def test_loader_plan_per_device():
     assert (cpu.num_workers, cpu.pin_memory, cpu.prefetch_factor) == (2, False, 4)  # nothing to pin for
     assert plan_loader({"persistent_workers": True}, "cpu", 2.0).kwargs() == {"num_workers": 0, "pin_memory": False}
     assert "3 decoding process(es)" in plan_loader({"num_workers": 3}, "cuda", 2.0).describe()
+    # On CPU one process decodes where the worker's torch threads leave a CPU share idle.
+    assert plan_loader({}, "cpu", 1.5, torch_threads=1).num_workers == 1
+    assert plan_loader({}, "cpu", 2.0, torch_threads=2).num_workers == 0
+    assert plan_loader({"num_workers": 0}, "cpu", 4.0, torch_threads=1).num_workers == 0
 
 
 def test_precision_is_bf16_only_where_the_gpu_has_it(monkeypatch):
@@ -136,7 +142,8 @@ def test_precision_is_bf16_only_where_the_gpu_has_it(monkeypatch):
 @pytest.mark.integration
 def test_ray_train_worker_with_decoding_processes_trains_the_same(tmp_path, ray_cluster, tiny_clip):
     """The loader's processes are forked inside the Ray Train worker; the epochs' losses match a run
-    that decodes in the worker itself, and the log says how each ran."""
+    that decodes in the worker itself, and the log says how each ran. By default the worker (1.5 of
+    2 CPUs, one torch thread) decodes in one process of its own."""
     import json
 
     from ray_pipeline.config import ExperimentConfig
@@ -145,7 +152,7 @@ def test_ray_train_worker_with_decoding_processes_trains_the_same(tmp_path, ray_
     from tests.helpers import TINY_CLASSES, console_to, run_stage, write_synthetic_clips
 
     losses, logs = {}, {}
-    for workers in (None, 2):
+    for workers in (0, None, 2):
         store = RunStore(tmp_path / f"w{workers}")
         cfg = ExperimentConfig.model_validate({
             "ray": {"num_cpus": 2}, "prompts": {"classes": TINY_CLASSES},
@@ -161,8 +168,9 @@ def test_ray_train_worker_with_decoding_processes_trains_the_same(tmp_path, ray_
                        key=lambda i: i["epoch"])
         losses[workers] = [i["loss"] for i in infos]
         logs[workers] = "\n".join(lines)
-    assert len(losses[None]) == 2 and losses[None] == losses[2]
-    assert "fp32 on cpu; decoding in the training process" in logs[None]
+    assert len(losses[0]) == 2 and losses[0] == losses[None] == losses[2]
+    assert "fp32 on cpu; decoding in the training process" in logs[0]
+    assert "1 decoding process(es), 2 batches ahead each, persistent" in logs[None]
     assert "2 decoding process(es), 2 batches ahead each, persistent" in logs[2]
 
 

@@ -91,24 +91,39 @@ class LoaderPlan:
                 f"{', pinned' if self.pin_memory else ''}{', persistent' if self.persistent_workers else ''}")
 
 
-def plan_loader(settings: dict, device_type: str, worker_cpus: float) -> LoaderPlan:
+def plan_loader(settings: dict, device_type: str, worker_cpus: float, torch_threads: int | None = None) -> LoaderPlan:
     """``train.loader`` (as a dict) for a worker on ``device_type`` holding ``worker_cpus`` CPUs.
 
-    Defaults: on CPU the training process decodes (its CPUs run the step; extra processes would
-    compete for them), on GPU ``worker_cpus - 1`` processes decode while the step runs, into
-    pinned memory. Pinning needs an accelerator, so it is off on CPU whatever is asked.
+    Defaults: on GPU ``worker_cpus - 1`` processes decode while the step runs, into pinned memory.
+    On CPU one process decodes while the step runs when the worker holds CPUs its ``torch_threads``
+    leave idle (decoding takes about a third of a world step's time, bench_loader.py), else the
+    training process decodes. Pinning needs an accelerator, so it is off on CPU whatever is asked.
     """
     workers = settings.get("num_workers")
-    if workers is None:
-        workers = max(0, int(worker_cpus) - 1) if device_type == "cuda" else 0
+    if workers is None and device_type == "cuda":
+        workers = max(0, int(worker_cpus) - 1)
+    elif workers is None:
+        workers = int(torch_threads is not None and worker_cpus > torch_threads)
     pin = settings.get("pin_memory")
     pin = (device_type == "cuda") if pin is None else bool(pin) and device_type == "cuda"
     return LoaderPlan(int(workers), pin, int(settings.get("prefetch_factor", 2)) if workers else None,
                       bool(settings.get("persistent_workers", True)) and workers > 0)
 
 
+def collate_clips(items: list[tuple[torch.Tensor, int, float, bool]]) -> tuple[torch.Tensor, ...]:
+    """A batch of :class:`ClipDataset` items, the same tensors in any process, memory layout included.
+
+    ``default_collate`` stacks into a contiguous shared-memory buffer inside a decoding process but
+    keeps the clips' channels-last frames in the training process; the patch-embedding convolution
+    rounds differently on the two layouts (AVX2 kernels), so the weights would depend on who decodes.
+    """
+    pixels, labels, uncertainty, real = zip(*items)
+    return (torch.stack(pixels), torch.tensor(labels, dtype=torch.int64),
+            torch.tensor(uncertainty, dtype=torch.float64), torch.tensor(real, dtype=torch.bool))
+
+
 def training_loader(dataset: ClipDataset, sampler: torch.utils.data.DistributedSampler, batch_size: int,
                     plan: LoaderPlan) -> torch.utils.data.DataLoader:
     """Batches of ``batch_size`` in the sampler's order (last partial batch dropped), decoded as ``plan`` says."""
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=EpochIndices(sampler), drop_last=True,
-                                       **plan.kwargs())
+                                       collate_fn=collate_clips, **plan.kwargs())

@@ -247,7 +247,7 @@ def train_loop_per_worker(loop: dict[str, Any]) -> None:
     # Same shuffled order for any worker count: each rank takes every world-th index of it.
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=loop["seed"],
                                  drop_last=True)
-    loader_plan = plan_loader(loop["loader"], device.type, loop["worker_cpus"])
+    loader_plan = plan_loader(loop["loader"], device.type, loop["worker_cpus"], loop["torch_threads"])
     loader = training_loader(dataset, sampler, per_worker, loader_plan)
 
     steps = len(loader)
