@@ -12,12 +12,13 @@ id, so a crash loses at most the batches in flight and a rerun never duplicates 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
@@ -162,6 +163,29 @@ class RunStore:
         for path in stale:
             self.fs.delete_file(path)
         return len(stale)
+
+    @contextlib.contextmanager
+    def lock(self, rel: str, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the exclusive lock ``rel`` (the file ``rel + '.lock'``) while the block runs, so that
+        processes sharing a local store (two sweeps on one data store) take turns; ``on_wait`` is
+        called once if another process holds it. The OS drops the lock of a process that dies.
+        Object stores have no lock: there the block runs at once (one driver per data store)."""
+        if not self.is_local:
+            yield
+            return
+        path = Path(self._full(f"{rel}.lock"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ---------------------------------------------------------------- manifests
     def manifest(self, stage: str, id_column: str) -> Manifest:

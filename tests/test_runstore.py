@@ -96,3 +96,31 @@ def test_s3_store_keeps_its_endpoint_options_in_every_uri(s3_endpoint):
     store.move_dir("a", "b")
     assert store.list_dirs("b") == ["b/checkpoint_1"] and store.read_text("b/top.txt") == "t"
     assert not store.exists("a")
+
+
+def test_lock_makes_holders_take_turns_and_says_when_it_waits(tmp_path):
+    import threading
+    import time
+
+    store = RunStore(tmp_path / "store")
+    order, waited = [], []
+    held = threading.Event()
+
+    def first() -> None:
+        with store.lock("train/ray/phase-1"):
+            held.set()
+            time.sleep(0.5)
+            order.append("first done")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert held.wait(5)
+    with store.lock("train/ray/phase-1", on_wait=lambda: waited.append(True)):
+        order.append("second in")
+    thread.join()
+    assert order == ["first done", "second in"] and waited == [True]
+    with store.lock("train/ray/phase-1", on_wait=lambda: waited.append(True)):  # free now: no wait
+        pass
+    with store.lock("train/ray/phase-2"), store.lock("train/ray/phase-3"):  # locks are per name
+        pass
+    assert waited == [True]

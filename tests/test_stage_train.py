@@ -183,3 +183,41 @@ def test_source_recipe_trains_the_baseline_only(tmp_path, ray_cluster, tiny_clip
     run_stage(cfg, store, "train")
     [model] = json.loads(store.read_text(RESULT))["models"]
     assert model["role"] == "baseline" and model["label"] == "ViFi-CLIP (source)"
+
+
+def test_a_shared_phase_another_run_is_training_is_waited_for_not_trained_twice(tmp_path, ray_cluster, tiny_clip):
+    """Two sweeps on one data store: the second to reach a shared phase waits on its lock, then
+    finds the first's finished checkpoints instead of training into the same Ray Train folder."""
+    import shutil
+
+    from tests.helpers import console_to, write_tiny_dataset
+
+    source = write_tiny_dataset(tmp_path / "source", ["wave", "run"], per_class=8)
+    cfg = _config(tiny_clip, model="vificlip", epochs=1, recipe="source", source=source)
+    cfg.data_dir = str(tmp_path / "trained")
+    run_stage(cfg, RunStore(tmp_path / "run1"), "train")
+    [phase] = json.loads(RunStore(tmp_path / "run1").read_text(RESULT))["phases"]
+    folder = f"train/ray/{phase['name']}"
+
+    shared = RunStore(tmp_path / "data")
+    holding, copied = threading.Event(), []
+
+    def other_run() -> None:  # holds the phase's lock while it "trains" (copies a finished phase in)
+        with shared.lock(folder):
+            holding.set()
+            time.sleep(1.0)
+            shutil.copytree(tmp_path / "trained" / folder, shared.local_path(folder))
+            copied.append(time.monotonic())
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    assert holding.wait(10)
+    cfg.data_dir = shared.root
+    lines: list[str] = []
+    run_stage(cfg, RunStore(tmp_path / "run2"), "train", console_to(lines.append))
+    thread.join()
+    text = "\n".join(lines)
+    assert "waiting for another run that is training it" in text
+    assert "trained by another run meanwhile" in text and "epoch 1/1" not in text
+    [model] = json.loads(RunStore(tmp_path / "run2").read_text(RESULT))["models"]
+    assert model["model_dir"].startswith(str(shared.local_path(folder)))

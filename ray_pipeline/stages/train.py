@@ -268,12 +268,12 @@ class TrainStage(Stage):
             folder = f"train/ray/{phase.name}-{phase_id}"
             init_model = join_uri(start["checkpoint"], MODEL_DIR) if start else None
             checkpoint, info = latest_checkpoint(store, folder)
-            if info is not None and info["epoch"] >= phase.epochs - 1:
+            if _finished(info, phase):
                 log(f"{phase.name}: already trained ({phase.epochs} epochs) in {store.uri(folder)}")
             elif not fit:
                 return StageResult(pa.Table.from_pylist([], schema=MODEL_SCHEMA), {"phases_missing": phase.name})
             else:
-                checkpoint, info = self._fit(ctx, store, phase, folder, init_model, log)
+                checkpoint, info = self._fit_once(ctx, store, phase, folder, init_model, log)
             done[phase.name] = {"id": phase_id, "checkpoint": checkpoint, "metrics": info,
                                 "name": folder.rpartition("/")[2], "num_clips": len(phase.data)}
             if phase.spec.role is not None:
@@ -311,6 +311,19 @@ class TrainStage(Stage):
         return [{**base, "model_key": row_id("model", phase=phase_id, **({"epoch": e} if keep else {})),
                  "label": phase.spec.model_label(e), "model_dir": join_uri(uri, MODEL_DIR), "epoch": e}
                 for e, uri in models]
+
+    def _fit_once(self, ctx: StageContext, store: RunStore, phase: Phase, folder: str, init_model: str | None,
+                  log: Callable[[str], None]) -> tuple[str, dict]:
+        """Train the phase under its lock in the store, unless the run that held the lock trained it:
+        two sweeps on one data store would otherwise both train a shared phase into one Ray Train
+        folder, and the second's checkpoint manager fails on the first's."""
+        with store.lock(folder, on_wait=lambda: log(f"{phase.name}: waiting for another run that is training it "
+                                                    f"into {store.uri(folder)}")):
+            checkpoint, info = latest_checkpoint(store, folder)
+            if _finished(info, phase):
+                log(f"{phase.name}: trained by another run meanwhile ({phase.epochs} epochs) in {store.uri(folder)}")
+                return checkpoint, info
+            return self._fit(ctx, store, phase, folder, init_model, log)
 
     def _fit(self, ctx: StageContext, store: RunStore, phase: Phase, folder: str, init_model: str | None,
              log: Callable[[str], None]) -> tuple[str, dict]:
@@ -364,6 +377,11 @@ class TrainStage(Stage):
         if checkpoint is None:
             raise RuntimeError(f"{phase.name}: training finished but {store.uri(folder)} holds no checkpoint")
         return checkpoint, info
+
+
+def _finished(info: dict | None, phase: Phase) -> bool:
+    """Whether a phase's newest checkpoint info is its last epoch's."""
+    return info is not None and info["epoch"] >= phase.epochs - 1
 
 
 def checkpoint_config(keep_epochs: tuple[int, ...]) -> Any:
