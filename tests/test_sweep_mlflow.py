@@ -55,3 +55,24 @@ def test_runs_are_looked_up_by_tag_across_processes(tmp_path, monkeypatch):
     stored = {p.name for p in (tmp_path / "sweep" / "mlartifacts").rglob("*") if p.is_file()}
     assert {"report.md", "trial.json"} <= stored
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_progress_counts_the_whole_sweep_and_paces_the_eta_on_trials_this_launch_ran(monkeypatch):
+    """Tune lists trials as it creates them; the line counts all of sweep.json's and estimates the
+    rest from this launch's wall time per trial it ran (not from trials an earlier launch finished)."""
+    from types import SimpleNamespace
+
+    from ray_pipeline.sweep import tracking
+
+    clock = [100.0]
+    monkeypatch.setattr(tracking.time, "monotonic", lambda: clock[0])
+    cb = tracking.SweepMlflowCallback("unused")
+    cb.total = 12
+    cb.tracker = SimpleNamespace(_finished={"old"})
+    trials = [SimpleNamespace(status="TERMINATED", config={"trial_key": "old"}),
+              SimpleNamespace(status="RUNNING", config={"trial_key": "new"})]
+    assert cb.progress(trials) == "1/12 done"
+    cb._first_start, cb._ran = 100.0, 1
+    trials[1].status = "TERMINATED"
+    clock[0] = 400.0  # one trial run in 300 s, 10 left
+    assert cb.progress(trials) == "2/12 done, ETA 50m00s"

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray import tune
 
-from ray_pipeline.console import current_console
+from ray_pipeline.console import current_console, format_duration
 from ray_pipeline.runstore import RunStore
 from ray_pipeline.sweep.layout import SWEEP_FILE, TRIAL_SPEC, trial_dir
 
@@ -178,6 +178,11 @@ class SweepMlflowCallback(tune.Callback):
         self.parent = ""
         self._last: dict[str, dict] = {}
         self._started: dict[str, float] = {}
+        # Tune creates trials one by one, so its list is not the sweep: the total comes from
+        # sweep.json, and the ETA from this launch's pace over the trials it ran to the end.
+        self.total = 0
+        self._first_start: float | None = None
+        self._ran = 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {"sweep_uri": self.sweep_uri}
@@ -190,20 +195,32 @@ class SweepMlflowCallback(tune.Callback):
         self.tracker = SweepTracker(meta["mlflow"]["tracking_uri"], meta["mlflow"]["experiment"],
                                     meta["sweep_id"], self.sweep_uri)
         self.parent = meta["mlflow"]["parent_run_id"]
+        self.total = len(meta.get("trials", []))
 
     def _run(self, trial: Any) -> tuple[str, str]:
         assert self.tracker is not None, "setup() was not called"
         key = trial.config["trial_key"]
         return key, self.tracker.trial_run(self.parent, key)
 
-    def _say(self, trials: list, trial: Any, text: str) -> None:
+    def progress(self, trials: list) -> str:
+        """``3/12 done, ETA 20m`` (the ETA once this launch has run a trial to the end)."""
         done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
-        current_console().line(f"[sweep] trial {trial.config['trial_key']} ({done}/{len(trials)} done): {text}")
+        total = max(self.total, len(trials))
+        text = f"{done}/{total} done"
+        if self._ran and self._first_start is not None and done < total:
+            pace = (time.monotonic() - self._first_start) / self._ran
+            text += f", ETA {format_duration(pace * (total - done))}"
+        return text
+
+    def _say(self, trials: list, trial: Any, text: str) -> None:
+        current_console().line(f"[sweep] trial {trial.config['trial_key']} ({self.progress(trials)}): {text}")
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key, run_id = self._run(trial)
         self._started[key] = time.monotonic()
         if key not in self.tracker._finished:
+            if self._first_start is None:
+                self._first_start = self._started[key]
             self.tracker.client.update_run(run_id, status="RUNNING")
         self._say(trials, trial, "started")
 
@@ -220,6 +237,7 @@ class SweepMlflowCallback(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key, _ = self._run(trial)
         result = self._last.get(key) or trial.last_result
+        self._ran += key not in self.tracker._finished  # not one an earlier launch finished
         self.tracker.finish_trial(key, result, "FINISHED")
         top1 = ", ".join(f"{k.split('.')[0]} top-1 {v:.1f}" for k, v in result.items()
                          if k.endswith(".generated.top1_mean"))
