@@ -72,6 +72,7 @@ def test_progress_counts_the_whole_sweep_and_paces_the_eta_on_trials_this_launch
     trials = [SimpleNamespace(status="TERMINATED", config={"trial_key": "old"}),
               SimpleNamespace(status="RUNNING", config={"trial_key": "new"})]
     assert cb.progress(trials) == "1/12 done"
+    assert cb.progress(trials, ending=trials[1]) == "2/12 done"  # Tune sets the status after the callback
     cb._first_start, cb._ran = 100.0, 1
     trials[1].status = "TERMINATED"
     clock[0] = 400.0  # one trial run in 300 s, 10 left

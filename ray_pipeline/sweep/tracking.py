@@ -202,9 +202,10 @@ class SweepMlflowCallback(tune.Callback):
         key = trial.config["trial_key"]
         return key, self.tracker.trial_run(self.parent, key)
 
-    def progress(self, trials: list) -> str:
-        """``3/12 done, ETA 20m`` (the ETA once this launch has run a trial to the end)."""
-        done = sum(t.status in ("TERMINATED", "ERROR") for t in trials)
+    def progress(self, trials: list, ending: Any = None) -> str:
+        """``3/12 done, ETA 20m`` (the ETA once this launch has run a trial to the end). ``ending``
+        counts as done: Tune calls back about a trial that ended before it sets its status."""
+        done = sum(t.status in ("TERMINATED", "ERROR") or t is ending for t in trials)
         total = max(self.total, len(trials))
         text = f"{done}/{total} done"
         if self._ran and self._first_start is not None and done < total:
@@ -212,8 +213,9 @@ class SweepMlflowCallback(tune.Callback):
             text += f", ETA {format_duration(pace * (total - done))}"
         return text
 
-    def _say(self, trials: list, trial: Any, text: str) -> None:
-        current_console().line(f"[sweep] trial {trial.config['trial_key']} ({self.progress(trials)}): {text}")
+    def _say(self, trials: list, trial: Any, text: str, ended: bool = False) -> None:
+        progress = self.progress(trials, trial if ended else None)
+        current_console().line(f"[sweep] trial {trial.config['trial_key']} ({progress}): {text}")
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key, run_id = self._run(trial)
@@ -242,9 +244,9 @@ class SweepMlflowCallback(tune.Callback):
         top1 = ", ".join(f"{k.split('.')[0]} top-1 {v:.1f}" for k, v in result.items()
                          if k.endswith(".generated.top1_mean"))
         took = time.monotonic() - self._started.get(key, time.monotonic())
-        self._say(trials, trial, f"finished in {took:.0f}s" + (f": {top1}" if top1 else ""))
+        self._say(trials, trial, f"finished in {took:.0f}s" + (f": {top1}" if top1 else ""), ended=True)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key, _ = self._run(trial)
         self.tracker.finish_trial(key, None, "FAILED")
-        self._say(trials, trial, "FAILED (its error is in SWEEP_DIR/tune/trial_<key>/error.txt)")
+        self._say(trials, trial, "FAILED (its error is in SWEEP_DIR/tune/trial_<key>/error.txt)", ended=True)
